@@ -1,0 +1,45 @@
+import NIOCore
+import NIOHTTP1
+
+/// The answer the proxy gives itself when Ollama cannot be reached: 502 with a short JSON error in the
+/// shape of the dialect the client called, so its SDK can show the message.
+enum ProxyErrorResponse {
+    static func badGateway(message: String, endpoint: InferenceEndpoint?, allocator: ByteBufferAllocator)
+        -> (HTTPResponseHead, ByteBuffer)
+    {
+        let escaped = self.jsonEscaped(message)
+        let body: String
+        switch endpoint?.dialect {
+        case .openAI:
+            body = #"{"error":{"message":"\#(escaped)","type":"api_error","param":null,"code":null}}"#
+        case .anthropic:
+            body = #"{"type":"error","error":{"type":"api_error","message":"\#(escaped)"}}"#
+        case .ollamaNative, nil:
+            body = #"{"error":"\#(escaped)"}"#
+        }
+        let buffer = allocator.buffer(string: body)
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: "application/json; charset=utf-8")
+        headers.add(name: "Content-Length", value: String(buffer.readableBytes))
+        return (HTTPResponseHead(version: .http1_1, status: .badGateway, headers: headers), buffer)
+    }
+
+    static func jsonEscaped(_ text: String) -> String {
+        var out = ""
+        out.reserveCapacity(text.utf8.count)
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where scalar.value < 0x20:
+                let hex = String(scalar.value, radix: 16)
+                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
+    }
+}

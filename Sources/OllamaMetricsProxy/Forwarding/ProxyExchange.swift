@@ -1,0 +1,446 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+
+/// One request and its response, from the client's request head to the last byte of Ollama's answer.
+///
+/// The exchange forwards bytes in both directions as they arrive, with backpressure each way, and on the
+/// side inspects inference responses and records their metrics. It runs entirely on the client
+/// connection's event loop, which is also the upstream connection's.
+///
+/// Request body handling depends on the route:
+/// - pass-through (everything that is not inference): the head goes upstream as soon as a connection is
+///   there, and every body part follows as it arrives;
+/// - inference: the (small, JSON) body is read whole first, because the model label comes from it and
+///   OpenAI streaming requests need `stream_options.include_usage` added before Ollama sees them.
+final class ProxyExchange {
+    /// Above this size an inference request body is no longer held for inspection: it streams through
+    /// untouched and the request is recorded under the model named in the response, if any.
+    static let maxInspectedRequestBody = 32 * 1024 * 1024
+
+    private enum RequestState {
+        /// Pass-through: parts are forwarded (or queued until the upstream connection exists).
+        case streaming
+        /// Inference: the body is collected until `.end`.
+        case buffering(ByteBuffer)
+        /// The client sent `.end`.
+        case complete
+    }
+
+    private enum UpstreamState {
+        case connecting
+        case connected(UpstreamConnection)
+        /// Released to the pool, closed, or never obtained.
+        case gone
+    }
+
+    private enum ResponseState {
+        case awaitingHead
+        case streaming
+        case complete
+    }
+
+    private let client: ProxyConnectionHandler
+    private let shared: ProxySharedState
+    private let pool: UpstreamConnectionPool
+    private let clientHead: HTTPRequestHead
+    private let clientAddress: String?
+    private let endpoint: InferenceEndpoint?
+
+    private var requestState: RequestState
+    private var upstreamState: UpstreamState = .connecting
+    private var responseState: ResponseState = .awaitingHead
+
+    /// What goes upstream once a connection exists: the head (and, for inference, the whole body).
+    private var pendingHead: HTTPRequestHead?
+    private var pendingParts: [HTTPClientRequestPart] = []
+    private var wroteToUpstreamSinceFlush = false
+    /// A request whose head and body are held whole can be sent again on a fresh connection when a
+    /// pooled one turns out to have been closed by Ollama before answering.
+    private var replayableBody: ByteBuffer?
+    private var sawRequestBodyBytes = false
+    private var connectionWasReused = false
+    private var retried = false
+
+    private var record: InferenceRecord?
+    private var inferenceRequest: InferenceRequest?
+    private var inspector: ResponseInspector?
+    private var upstreamKeepAlive = true
+    private var streamErrorReported = false
+    private var clientGone = false
+
+    init(
+        head: HTTPRequestHead,
+        client: ProxyConnectionHandler,
+        shared: ProxySharedState,
+        pool: UpstreamConnectionPool,
+        clientAddress: String?
+    ) {
+        self.clientHead = head
+        self.client = client
+        self.shared = shared
+        self.pool = pool
+        self.clientAddress = clientAddress
+        if head.method == .POST, let endpoint = InferenceEndpoint(path: UpstreamRequestHead.path(of: head.uri)) {
+            self.endpoint = endpoint
+            self.requestState = .buffering(ByteBuffer())
+        } else {
+            self.endpoint = nil
+            self.requestState = .streaming
+            self.pendingHead = UpstreamRequestHead.make(
+                from: head, upstream: shared.upstream, clientAddress: clientAddress
+            )
+            // Nothing may be read from the client until there is somewhere to put it.
+            client.setClientReadsHeld(true)
+        }
+    }
+
+    /// Asks the pool for an upstream connection; called once the connection handler tracks this exchange,
+    /// since a pooled connection is handed over at once.
+    func start() {
+        self.acquireConnection()
+    }
+
+    var isResponseComplete: Bool {
+        if case .complete = self.responseState { return true }
+        return false
+    }
+
+    var isRequestComplete: Bool {
+        if case .complete = self.requestState { return true }
+        return false
+    }
+
+    // MARK: - Client side
+
+    func clientSent(body: ByteBuffer) {
+        if body.readableBytes > 0 { self.sawRequestBodyBytes = true }
+        switch self.requestState {
+        case .streaming:
+            self.sendOrQueue(.body(.byteBuffer(body)))
+        case .buffering(var buffered):
+            if buffered.readableBytes + body.readableBytes > Self.maxInspectedRequestBody {
+                self.giveUpInspectingRequest(buffered: buffered, next: body)
+                return
+            }
+            self.requestState = .buffering(ByteBuffer())  // drop the reference so the append does not copy
+            if buffered.readableBytes == 0 && buffered.capacity == 0 {
+                buffered = body
+            } else {
+                var body = body
+                buffered.writeBuffer(&body)
+            }
+            self.requestState = .buffering(buffered)
+        case .complete:
+            break
+        }
+    }
+
+    func clientSentEnd(trailers: HTTPHeaders?) {
+        switch self.requestState {
+        case .streaming:
+            self.requestState = .complete
+            if !self.sawRequestBodyBytes { self.replayableBody = ByteBuffer() }
+            self.sendOrQueue(.end(trailers))
+            self.flushUpstream()
+        case .buffering(let body):
+            self.requestState = .complete
+            self.startInference(body: body)
+        case .complete:
+            break
+        }
+    }
+
+    /// The client's read burst ended: one flush toward Ollama for everything it brought.
+    func clientReadComplete() {
+        self.flushUpstream()
+    }
+
+    func clientWritabilityChanged(isWritable: Bool) {
+        if case .connected(let connection) = self.upstreamState {
+            connection.setReadsPaused(!isWritable)
+        }
+    }
+
+    /// The client hung up. Closing the upstream connection is how Ollama learns to stop generating.
+    func clientClosed() {
+        guard !self.clientGone else { return }
+        self.clientGone = true
+        if case .complete = self.responseState { return }
+        self.responseState = .complete
+        if case .connected(let connection) = self.upstreamState {
+            connection.close()
+        }
+        self.upstreamState = .gone
+        self.record?.finish()
+    }
+
+    // MARK: - Inference requests
+
+    private func startInference(body: ByteBuffer) {
+        guard let endpoint = self.endpoint else { return }
+        let (request, rewritten) = RequestInspector.inspect(endpoint: endpoint, body: body)
+        let sent = rewritten ?? body
+        self.inferenceRequest = request
+        self.record = InferenceRecord(metrics: self.shared.metrics, endpoint: endpoint, model: request.model)
+        self.replayableBody = sent
+        self.pendingHead = UpstreamRequestHead.make(
+            from: self.clientHead, upstream: self.shared.upstream, clientAddress: self.clientAddress,
+            bodyLength: sent.readableBytes
+        )
+        if sent.readableBytes > 0 {
+            self.pendingParts.append(.body(.byteBuffer(sent)))
+        }
+        self.pendingParts.append(.end(nil))
+        self.sendPendingIfConnected()
+    }
+
+    /// An inference body too large to hold: send what was held and stream the rest through untouched.
+    private func giveUpInspectingRequest(buffered: ByteBuffer, next: ByteBuffer) {
+        guard let endpoint = self.endpoint else { return }
+        self.requestState = .streaming
+        self.inferenceRequest = InferenceRequest(
+            model: nil, isStreaming: endpoint.streamsByDefault, withholdUsageChunks: false
+        )
+        self.record = InferenceRecord(metrics: self.shared.metrics, endpoint: endpoint, model: nil)
+        self.pendingHead = UpstreamRequestHead.make(
+            from: self.clientHead, upstream: self.shared.upstream, clientAddress: self.clientAddress
+        )
+        self.client.setClientReadsHeld(true)
+        self.pendingParts.append(.body(.byteBuffer(buffered)))
+        self.sendOrQueue(.body(.byteBuffer(next)))
+    }
+
+    // MARK: - Upstream connection
+
+    private func acquireConnection() {
+        self.pool.acquire { result in
+            switch result {
+            case .success(let (connection, reused)):
+                self.connected(connection, reused: reused)
+            case .failure(let error):
+                self.connectFailed(error)
+            }
+        }
+    }
+
+    private func connected(_ connection: UpstreamConnection, reused: Bool) {
+        guard !self.clientGone else {
+            // Nothing was sent on it: it is as good as new.
+            self.upstreamState = .gone
+            self.pool.release(connection)
+            return
+        }
+        self.connectionWasReused = reused
+        connection.delegate = self
+        self.upstreamState = .connected(connection)
+        connection.setReadsPaused(!self.client.isClientWritable)
+        self.sendPendingIfConnected()
+    }
+
+    private func connectFailed(_ error: Error) {
+        self.upstreamState = .gone
+        guard !self.clientGone else { return }
+        self.shared.logger.error(
+            "cannot reach Ollama",
+            metadata: [
+                "upstream": "\(self.shared.upstream)", "method": "\(self.clientHead.method.rawValue)",
+                "path": "\(UpstreamRequestHead.path(of: self.clientHead.uri))", "error": "\(error)",
+            ]
+        )
+        self.respondBadGateway("cannot reach Ollama at \(self.shared.upstream): \(error)")
+    }
+
+    private func sendOrQueue(_ part: HTTPClientRequestPart) {
+        if case .connected(let connection) = self.upstreamState, self.pendingHead == nil {
+            connection.write(part)
+            self.wroteToUpstreamSinceFlush = true
+        } else {
+            self.pendingParts.append(part)
+        }
+    }
+
+    private func sendPendingIfConnected() {
+        guard case .connected(let connection) = self.upstreamState, let head = self.pendingHead else { return }
+        self.pendingHead = nil
+        connection.write(.head(head))
+        for part in self.pendingParts {
+            connection.write(part)
+        }
+        self.pendingParts.removeAll()
+        connection.flush()
+        self.wroteToUpstreamSinceFlush = false
+        if case .streaming = self.requestState {
+            self.client.setClientReadsHeld(!connection.channel.isWritable)
+        }
+    }
+
+    private func flushUpstream() {
+        guard self.wroteToUpstreamSinceFlush, case .connected(let connection) = self.upstreamState else { return }
+        self.wroteToUpstreamSinceFlush = false
+        connection.flush()
+    }
+
+    /// A pooled connection that Ollama closed before answering is retried once on a new connection,
+    /// when the request can be sent again whole.
+    private func retryOnFreshConnection() -> Bool {
+        guard self.connectionWasReused, !self.retried, case .awaitingHead = self.responseState,
+            let body = self.replayableBody, self.isRequestComplete
+        else { return false }
+        self.retried = true
+        self.upstreamState = .connecting
+        self.pendingHead = UpstreamRequestHead.make(
+            from: self.clientHead, upstream: self.shared.upstream, clientAddress: self.clientAddress,
+            bodyLength: self.endpoint == nil ? nil : body.readableBytes
+        )
+        self.pendingParts = body.readableBytes > 0 ? [.body(.byteBuffer(body)), .end(nil)] : [.end(nil)]
+        self.acquireConnection()
+        return true
+    }
+
+    // MARK: - Responses of the proxy's own
+
+    private func respondBadGateway(_ message: String) {
+        guard case .awaitingHead = self.responseState else { return }
+        self.responseState = .complete
+        self.record?.finish()
+        let (head, body) = ProxyErrorResponse.badGateway(
+            message: message, endpoint: self.endpoint, allocator: self.client.allocator
+        )
+        self.client.writeResponse(.head(head))
+        if self.clientHead.method != .HEAD {
+            self.client.writeResponse(.body(.byteBuffer(body)))
+        }
+        self.client.writeResponse(.end(nil))
+        self.client.flush()
+        self.client.exchangeFinished(self, closeConnection: !self.isRequestComplete)
+    }
+
+    /// The client's last request can no longer be answered properly: end the connection so the client sees
+    /// a truncated response rather than one that looks complete.
+    private func abortClient() {
+        self.responseState = .complete
+        self.record?.finish()
+        self.client.exchangeFinished(self, closeConnection: true)
+    }
+}
+
+// MARK: - Upstream events
+
+extension ProxyExchange: UpstreamConnectionDelegate {
+    func upstreamReceived(_ part: HTTPClientResponsePart) {
+        switch part {
+        case .head(let upstreamHead):
+            guard case .awaitingHead = self.responseState else { return }
+            self.responseState = .streaming
+            let (head, keepAlive) = ClientResponseHead.make(from: upstreamHead)
+            self.upstreamKeepAlive = keepAlive
+            if let endpoint = self.endpoint, let request = self.inferenceRequest,
+                (200..<300).contains(upstreamHead.status.code)
+            {
+                var request = request
+                // An edited body cannot shorten a response that declares its length.
+                if head.headers.contains(name: "content-length") { request.withholdUsageChunks = false }
+                self.inspector = ResponseInspector(
+                    endpoint: endpoint, request: request, contentType: head.headers.first(name: "content-type")
+                )
+            }
+            self.client.writeResponse(.head(head))
+
+        case .body(let buffer):
+            guard case .streaming = self.responseState else { return }
+            if self.inspector != nil {
+                let forward = self.inspector!.inspect(buffer)
+                self.takeInspectionResults()
+                if forward.readableBytes > 0 {
+                    self.client.writeResponse(.body(.byteBuffer(forward)))
+                }
+            } else {
+                self.client.writeResponse(.body(.byteBuffer(buffer)))
+            }
+
+        case .end(let trailers):
+            guard case .streaming = self.responseState else { return }
+            self.responseState = .complete
+            if self.inspector != nil {
+                let rest = self.inspector!.finish()
+                self.takeInspectionResults()
+                if let rest, rest.readableBytes > 0 {
+                    self.client.writeResponse(.body(.byteBuffer(rest)))
+                }
+            }
+            // Metrics first, so a client that has read the whole answer also finds it counted.
+            self.record?.finish()
+            self.client.writeResponse(.end(trailers))
+            self.client.flush()
+            if case .connected(let connection) = self.upstreamState {
+                self.upstreamState = .gone
+                if self.upstreamKeepAlive && self.isRequestComplete {
+                    self.pool.release(connection)
+                } else {
+                    connection.close()
+                }
+            }
+            self.client.exchangeFinished(self, closeConnection: false)
+        }
+    }
+
+    private func takeInspectionResults() {
+        if let usage = self.inspector!.takeCompletedUsage() {
+            self.record?.complete(with: usage)
+        }
+        if !self.streamErrorReported, let message = self.inspector!.streamErrorMessage {
+            self.streamErrorReported = true
+            self.shared.logger.warning(
+                "Ollama reported an error inside a response",
+                metadata: [
+                    "path": "\(UpstreamRequestHead.path(of: self.clientHead.uri))",
+                    "model": "\(self.record?.modelLabel ?? "unknown")", "error": "\(message)",
+                ]
+            )
+        }
+    }
+
+    func upstreamReadComplete() {
+        self.client.flush()
+    }
+
+    func upstreamWritabilityChanged(isWritable: Bool) {
+        if case .streaming = self.requestState {
+            self.client.setClientReadsHeld(!isWritable)
+        }
+    }
+
+    func upstreamClosed(error: Error?) {
+        guard case .connected = self.upstreamState else { return }
+        self.upstreamState = .gone
+        switch self.responseState {
+        case .complete:
+            return
+        case .awaitingHead:
+            if self.retryOnFreshConnection() { return }
+            let reason = error.map { "\($0)" } ?? "connection closed before a response"
+            self.shared.logger.error(
+                "Ollama closed the connection without answering",
+                metadata: [
+                    "upstream": "\(self.shared.upstream)", "method": "\(self.clientHead.method.rawValue)",
+                    "path": "\(UpstreamRequestHead.path(of: self.clientHead.uri))", "error": "\(reason)",
+                ]
+            )
+            self.respondBadGateway("Ollama at \(self.shared.upstream) closed the connection: \(reason)")
+        case .streaming:
+            self.shared.logger.error(
+                "Ollama connection lost mid-response",
+                metadata: [
+                    "path": "\(UpstreamRequestHead.path(of: self.clientHead.uri))",
+                    "error": "\(error.map { "\($0)" } ?? "closed")",
+                ]
+            )
+            if self.inspector != nil {
+                _ = self.inspector!.finish()
+                self.takeInspectionResults()
+            }
+            self.abortClient()
+        }
+    }
+}

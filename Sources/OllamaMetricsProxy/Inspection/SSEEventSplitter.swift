@@ -1,0 +1,399 @@
+import NIOCore
+
+/// What an event means for forwarding: only usage-only events can be withheld from a client.
+enum SSEEventKind {
+    case ordinary
+    /// An OpenAI chunk carrying usage and no choices: what `include_usage` adds to a stream.
+    case usageOnly
+}
+
+/// Receives complete server-sent events from an `SSEEventSplitter`.
+protocol SSEEventConsumer {
+    /// A complete event with at least one `data:` line. `type` is the `event:` field's value, empty when
+    /// the event had none; `data` is its `data:` lines joined with `\n`. Both are only valid during the call.
+    mutating func event(type: UnsafeRawBufferPointer, data: UnsafeRawBufferPointer) -> SSEEventKind
+}
+
+/// Which bytes of a piece should reach the client.
+enum SSEForwarding: Equatable {
+    /// The whole piece, unchanged.
+    case everything
+    /// One contiguous range of the piece (possibly empty).
+    case range(Range<Int>)
+    /// Bytes gathered from several places (held-back bytes of earlier pieces, or non-adjacent ranges).
+    case assembled(ByteBuffer)
+}
+
+/// Splits a `text/event-stream` body into events as its pieces arrive, and, when asked to withhold,
+/// works out which bytes to forward so that usage-only events are removed and every other byte reaches
+/// the client unchanged and in order.
+///
+/// Implements the framing rules of the HTML standard's event-stream format: lines end in `\n`, `\r\n`
+/// or `\r` (a `\r\n` split across two pieces is one line end); a blank line ends an event; `data:` with
+/// or without a space after the colon; several `data:` lines join with `\n`; comments and unknown fields
+/// are ignored. Event fields are referenced in place and copied only when an event outlives its piece.
+///
+/// When withholding, the bytes of an event are held back until the event ends, because whether it may
+/// be forwarded is only known then. Forwarding unit = "segment": an event's lines plus its terminating
+/// blank line.
+struct SSEEventSplitter {
+    /// A line, an event's data or a held-back event larger than this is not inspected (its bytes are still
+    /// forwarded): usage events are a few hundred bytes.
+    static let sizeLimit = 64 << 20
+
+    let isWithholding: Bool
+
+    // Line assembly.
+    private var partialLine: [UInt8] = []
+    private var partialLineIsTooLong = false
+    /// The previous piece ended with `\r`: a `\n` starting this piece belongs to that line end.
+    private var previousPieceEndedWithCR = false
+    /// What to do with that `\n` if it comes: it belongs to the segment that ended with the `\r`.
+    private var lineFeedAfterCR: LineFeedDisposition = .partOfCurrentSegment
+
+    // Event assembly.
+    private var type = EventField()
+    private var data = EventField()
+
+    // Withholding.
+    /// Bytes of the current segment from earlier pieces, not yet forwarded.
+    private var held = ByteBuffer()
+    /// The current segment outgrew `sizeLimit` and is being forwarded as it arrives.
+    private var isPassingSegmentThrough = false
+
+    private enum LineFeedDisposition {
+        case partOfCurrentSegment, forward, drop
+    }
+
+    init(isWithholding: Bool) {
+        self.isWithholding = isWithholding
+    }
+
+    // swiftlint:disable:next function_body_length
+    mutating func feed<Consumer: SSEEventConsumer>(_ piece: UnsafeRawBufferPointer, into consumer: inout Consumer) -> SSEForwarding {
+        let end = piece.count
+        guard end > 0 else { return .everything }
+        var output = ForwardedBytes()
+        var index = 0
+        var segmentStart = 0
+
+        if previousPieceEndedWithCR {
+            previousPieceEndedWithCR = false
+            if piece[0] == 0x0A {
+                index = 1
+                switch lineFeedAfterCR {
+                case .partOfCurrentSegment: break
+                case .forward:
+                    output.forward(0..<1, of: piece)
+                    segmentStart = 1
+                case .drop:
+                    segmentStart = 1
+                }
+            }
+        }
+        lineFeedAfterCR = .partOfCurrentSegment
+
+        var lineStart = index
+        while index < end {
+            let byte = piece[index]
+            guard byte == 0x0A || byte == 0x0D else {
+                index += 1
+                continue
+            }
+            let lineEnd = index
+            index += 1
+            var endsWithCRAtPieceEnd = false
+            if byte == 0x0D {
+                if index < end {
+                    if piece[index] == 0x0A { index += 1 }
+                } else {
+                    previousPieceEndedWithCR = true
+                    endsWithCRAtPieceEnd = true
+                }
+            }
+            let isBlank = handleLine(piece, lineStart..<lineEnd)
+            lineStart = index
+            guard isBlank else { continue }
+
+            let kind = dispatch(piece, into: &consumer)
+            if isWithholding {
+                let forwardSegment = isPassingSegmentThrough || kind == .ordinary
+                if forwardSegment {
+                    output.forward(&held, of: piece)
+                    output.forward(segmentStart..<index, of: piece)
+                } else {
+                    discardHeld()
+                }
+                isPassingSegmentThrough = false
+                segmentStart = index
+                if endsWithCRAtPieceEnd {
+                    lineFeedAfterCR = forwardSegment ? .forward : .drop
+                }
+            }
+        }
+
+        keepPartialLine(piece, lineStart..<end)
+        type.detach(from: piece)
+        data.detach(from: piece)
+
+        guard isWithholding else { return .everything }
+        if segmentStart < end {
+            if isPassingSegmentThrough {
+                output.forward(segmentStart..<end, of: piece)
+            } else {
+                held.writeBytes(UnsafeRawBufferPointer(rebasing: piece[segmentStart..<end]))
+                if held.readableBytes > Self.sizeLimit {
+                    output.forward(&held, of: piece)
+                    isPassingSegmentThrough = true
+                }
+            }
+        }
+        return output.result(pieceCount: end)
+    }
+
+    /// The body ended or was cut: reads an unterminated last line, dispatches an unterminated last event,
+    /// and returns the held-back bytes that may still be forwarded (nil if none).
+    mutating func finish<Consumer: SSEEventConsumer>(into consumer: inout Consumer) -> ByteBuffer? {
+        previousPieceEndedWithCR = false
+        if !partialLine.isEmpty || partialLineIsTooLong {
+            _ = handleLine(UnsafeRawBufferPointer(start: nil, count: 0), 0..<0)
+        }
+        let kind = dispatch(UnsafeRawBufferPointer(start: nil, count: 0), into: &consumer)
+        guard isWithholding, held.readableBytes > 0 else { return nil }
+        defer { held = ByteBuffer() }
+        if kind == .usageOnly, !isPassingSegmentThrough {
+            return nil
+        }
+        return held
+    }
+
+    /// Forgets held-back bytes without allocating when there are none (clearing the shared empty buffer
+    /// would allocate) and without keeping a large capacity alive.
+    private mutating func discardHeld() {
+        if held.capacity > 64 * 1024 {
+            held = ByteBuffer()
+        } else if held.writerIndex > 0 {
+            held.clear()
+        }
+    }
+
+    // MARK: Lines
+
+    /// Reads one complete line (`piece[range]`, preceded by any partial line from earlier pieces).
+    /// Returns whether it was blank, i.e. ended an event.
+    private mutating func handleLine(_ piece: UnsafeRawBufferPointer, _ range: Range<Int>) -> Bool {
+        if partialLineIsTooLong {
+            partialLineIsTooLong = false
+            // The line was dropped; if it was a data line the event can no longer be read.
+            data.markTooLong()
+            return false
+        }
+        if partialLine.isEmpty {
+            return handleField(UnsafeRawBufferPointer(rebasing: piece[range]), offsetInPiece: range.lowerBound, of: piece)
+        }
+        partialLine.append(contentsOf: UnsafeRawBufferPointer(rebasing: piece[range]))
+        var line = partialLine
+        partialLine = []
+        let isBlank = line.withUnsafeBytes { handleField($0, offsetInPiece: nil, of: piece) }
+        if line.capacity <= 64 * 1024 {
+            line.removeAll(keepingCapacity: true)
+            partialLine = line
+        }
+        return isBlank
+    }
+
+    private mutating func keepPartialLine(_ piece: UnsafeRawBufferPointer, _ range: Range<Int>) {
+        guard !range.isEmpty, !partialLineIsTooLong else { return }
+        if partialLine.count + range.count > Self.sizeLimit {
+            partialLine = []
+            partialLineIsTooLong = true
+        } else {
+            partialLine.append(contentsOf: UnsafeRawBufferPointer(rebasing: piece[range]))
+        }
+    }
+
+    /// Interprets one line. `offsetInPiece` is where the line starts in the current piece, or nil when the
+    /// line was reassembled from several pieces (its fields must then be copied).
+    private mutating func handleField(
+        _ line: UnsafeRawBufferPointer, offsetInPiece: Int?, of piece: UnsafeRawBufferPointer
+    ) -> Bool {
+        guard !line.isEmpty else { return true }
+        if line[0] == UInt8(ascii: ":") { return false }
+        var colon = 0
+        while colon < line.count, line[colon] != UInt8(ascii: ":") {
+            colon += 1
+        }
+        let name = UnsafeRawBufferPointer(rebasing: line[0..<colon])
+        var valueStart = Swift.min(colon + 1, line.count)
+        if valueStart < line.count, line[valueStart] == UInt8(ascii: " ") {
+            valueStart += 1
+        }
+        let value = valueStart..<line.count
+        if name.hasBytes("data") {
+            if let offset = offsetInPiece {
+                data.appendLine(inPiece: (value.lowerBound + offset)..<(value.upperBound + offset), of: piece)
+            } else {
+                data.appendLine(copying: UnsafeRawBufferPointer(rebasing: line[value]), of: piece)
+            }
+        } else if name.hasBytes("event") {
+            if let offset = offsetInPiece {
+                type.replace(inPiece: (value.lowerBound + offset)..<(value.upperBound + offset))
+            } else {
+                type.replace(copying: UnsafeRawBufferPointer(rebasing: line[value]))
+            }
+        }
+        return false
+    }
+
+    // MARK: Events
+
+    private mutating func dispatch<Consumer: SSEEventConsumer>(_ piece: UnsafeRawBufferPointer, into consumer: inout Consumer) -> SSEEventKind {
+        defer {
+            type.reset()
+            data.reset()
+        }
+        guard data.isPresent, !data.isTooLong else { return .ordinary }
+        return type.withBytes(in: piece) { typeBytes in
+            data.withBytes(in: piece) { dataBytes in
+                consumer.event(type: typeBytes, data: dataBytes)
+            }
+        }
+    }
+}
+
+/// An event field's value, referenced in the current piece while possible and copied out only when the
+/// event outlives the piece or spans several lines.
+private struct EventField {
+    private var owned: [UInt8] = []
+    /// The whole value, when it is a single line lying in the current piece.
+    private var rangeInPiece: Range<Int>?
+    private(set) var isPresent = false
+    private(set) var isTooLong = false
+
+    mutating func reset() {
+        if owned.capacity > 64 * 1024 {
+            owned = []
+        } else {
+            owned.removeAll(keepingCapacity: true)
+        }
+        rangeInPiece = nil
+        isPresent = false
+        isTooLong = false
+    }
+
+    mutating func markTooLong() {
+        isTooLong = true
+        isPresent = true
+        owned = []
+        rangeInPiece = nil
+    }
+
+    /// `event:` semantics: the last one wins.
+    mutating func replace(inPiece range: Range<Int>) {
+        owned.removeAll(keepingCapacity: true)
+        rangeInPiece = range
+        isPresent = true
+        isTooLong = false
+    }
+
+    mutating func replace(copying bytes: UnsafeRawBufferPointer) {
+        owned.removeAll(keepingCapacity: true)
+        rangeInPiece = nil
+        isPresent = true
+        isTooLong = false
+        append(bytes)
+    }
+
+    /// `data:` semantics: lines accumulate, joined with `\n`.
+    mutating func appendLine(inPiece range: Range<Int>, of piece: UnsafeRawBufferPointer) {
+        guard isPresent else {
+            rangeInPiece = range
+            isPresent = true
+            return
+        }
+        appendLine(copying: UnsafeRawBufferPointer(rebasing: piece[range]), of: piece)
+    }
+
+    mutating func appendLine(copying bytes: UnsafeRawBufferPointer, of piece: UnsafeRawBufferPointer) {
+        guard !isTooLong else { return }
+        if isPresent {
+            detach(from: piece)
+            append(CollectionOfOne(0x0A))
+        }
+        isPresent = true
+        append(bytes)
+    }
+
+    private mutating func append(_ bytes: some Collection<UInt8>) {
+        guard !isTooLong else { return }
+        guard owned.count + bytes.count <= SSEEventSplitter.sizeLimit else {
+            markTooLong()
+            return
+        }
+        owned.append(contentsOf: bytes)
+    }
+
+    /// Copies the value out of the piece, before the piece goes away.
+    mutating func detach(from piece: UnsafeRawBufferPointer) {
+        guard let range = rangeInPiece else { return }
+        rangeInPiece = nil
+        append(UnsafeRawBufferPointer(rebasing: piece[range]))
+    }
+
+    func withBytes<Result>(in piece: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) -> Result) -> Result {
+        if let range = rangeInPiece {
+            return body(UnsafeRawBufferPointer(rebasing: piece[range]))
+        }
+        return owned.withUnsafeBytes(body)
+    }
+}
+
+/// The bytes of one piece to forward while withholding: a single range of the piece when possible (no
+/// copy), assembled into a new buffer only when held-back bytes or a gap make that impossible.
+private struct ForwardedBytes {
+    private var range: Range<Int> = 0..<0
+    private var assembled: ByteBuffer?
+
+    mutating func forward(_ next: Range<Int>, of piece: UnsafeRawBufferPointer) {
+        guard !next.isEmpty else { return }
+        if assembled == nil {
+            if range.isEmpty {
+                range = next
+                return
+            }
+            if range.upperBound == next.lowerBound {
+                range = range.lowerBound..<next.upperBound
+                return
+            }
+            materialize(piece)
+        }
+        assembled!.writeBytes(UnsafeRawBufferPointer(rebasing: piece[next]))
+    }
+
+    /// Forwards held-back bytes of earlier pieces (they come before anything of this piece) and empties them.
+    mutating func forward(_ held: inout ByteBuffer, of piece: UnsafeRawBufferPointer) {
+        guard held.readableBytes > 0 else { return }
+        if assembled == nil {
+            materialize(piece, extraCapacity: held.readableBytes)
+        }
+        assembled!.writeBuffer(&held)
+        if held.capacity > 64 * 1024 {
+            held = ByteBuffer()
+        } else {
+            held.clear()
+        }
+    }
+
+    private mutating func materialize(_ piece: UnsafeRawBufferPointer, extraCapacity: Int = 0) {
+        var buffer = ByteBufferAllocator().buffer(capacity: range.count + piece.count + extraCapacity)
+        buffer.writeBytes(UnsafeRawBufferPointer(rebasing: piece[range]))
+        assembled = buffer
+        range = 0..<0
+    }
+
+    func result(pieceCount: Int) -> SSEForwarding {
+        if let assembled { return .assembled(assembled) }
+        if range == 0..<pieceCount { return .everything }
+        return .range(range)
+    }
+}

@@ -1,0 +1,350 @@
+/// Receives the members of top-level JSON objects from a `StreamingObjectReader`.
+///
+/// Members are identified by small numbers chosen by the consumer so that the reader never has to keep
+/// or hand back key strings.
+protocol ObjectMemberConsumer {
+    /// A new top-level object starts: forget anything gathered from a previous (possibly broken) one.
+    mutating func objectDidBegin()
+    /// The identifier of a member whose value should be captured, or nil to skip its value unread.
+    /// `key` is the raw key between its quotes.
+    func memberID(forKey key: UnsafeRawBufferPointer) -> UInt8?
+    /// A captured member value, complete (exactly the value's bytes). Returning false abandons the rest of
+    /// the object unread: it is not interesting (e.g. a native `"done":false` chunk).
+    mutating func member(_ id: UInt8, value: UnsafeRawBufferPointer) -> Bool
+    /// The object closed and every member was well-formed.
+    mutating func objectDidEnd()
+}
+
+/// Reads top-level JSON objects from bytes that arrive in arbitrary pieces, capturing only the member
+/// values a consumer asks for and skipping the others without buffering them.
+///
+/// This is what lets the proxy read `/api/generate`'s final line (whose `context` array can be
+/// megabytes) and multi-megabyte embedding replies without a line-length limit and without holding the
+/// line in memory: only the captured values (a model name, a few integers) are ever copied, and only
+/// when they straddle two pieces.
+///
+/// In line mode (NDJSON) a newline ends the current object whether or not it is complete, so a garbage
+/// or truncated line never swallows the next one. In document mode newlines are ordinary whitespace.
+struct StreamingObjectReader {
+    /// A captured value larger than this is not something we asked for (a model name, an error, a usage
+    /// object): the object is abandoned instead of buffering it.
+    static let captureLimit = 1 << 20
+    private static let keyLimit = 64
+
+    private enum State {
+        case beforeObject
+        case beforeFirstKey
+        case beforeKey
+        case inKey
+        case beforeColon
+        case beforeValue
+        case inContainerOrString
+        case inPrimitive
+        case afterValue
+        /// Malformed or uninteresting: ignore bytes until the next line (line mode) or for good.
+        case ignoring
+    }
+
+    let isLineDelimited: Bool
+    private var state: State = .beforeObject
+
+    private var key: [UInt8] = []
+    private var keyIsTooLong = false
+    private var keyEscapePending = false
+
+    /// The member being captured, if its value is wanted.
+    private var capturedID: UInt8?
+    /// Bytes of the captured value from earlier pieces.
+    private var captured: [UInt8] = []
+
+    // Position inside a container or string value being scanned.
+    private var depth = 0
+    /// Bit n tells whether nesting level n (first 64 levels) is an object; used to match brackets.
+    private var levelIsObject: UInt64 = 0
+    private var inString = false
+    private var escapePending = false
+
+    init(isLineDelimited: Bool) {
+        self.isLineDelimited = isLineDelimited
+    }
+
+    /// Reads the next piece of the body.
+    mutating func feed<Consumer: ObjectMemberConsumer>(_ piece: UnsafeRawBufferPointer, into consumer: inout Consumer) {
+        guard isLineDelimited else {
+            consume(piece, into: &consumer)
+            return
+        }
+        let end = piece.count
+        var lineStart = 0
+        var index = 0
+        while index < end {
+            if piece[index] == 0x0A {
+                if index > lineStart, state != .ignoring {
+                    consume(UnsafeRawBufferPointer(rebasing: piece[lineStart..<index]), into: &consumer)
+                }
+                endLine()
+                lineStart = index + 1
+            }
+            index += 1
+        }
+        if lineStart < end, state != .ignoring {
+            consume(UnsafeRawBufferPointer(rebasing: piece[lineStart..<end]), into: &consumer)
+        }
+    }
+
+    /// The body ended: an object still open is incomplete and is dropped.
+    mutating func finish() {
+        endLine()
+    }
+
+    private mutating func endLine() {
+        state = .beforeObject
+        capturedID = nil
+        releaseCaptureStorage()
+    }
+
+    private mutating func releaseCaptureStorage() {
+        if captured.capacity > 64 * 1024 {
+            captured = []
+        } else {
+            captured.removeAll(keepingCapacity: true)
+        }
+    }
+
+    private mutating func abandonObject() {
+        state = .ignoring
+        capturedID = nil
+        releaseCaptureStorage()
+    }
+
+    // swiftlint:disable:next cyclomatic_complexity function_body_length
+    private mutating func consume<Consumer: ObjectMemberConsumer>(_ bytes: UnsafeRawBufferPointer, into consumer: inout Consumer) {
+        let end = bytes.count
+        var index = 0
+        /// Where the value being captured starts in `bytes` (0 when it started in an earlier piece).
+        var captureStart = 0
+        /// Where the key being read starts in `bytes`.
+        var keyStart = 0
+
+        while index < end {
+            switch state {
+            case .ignoring:
+                return
+
+            case .beforeObject:
+                index = skipWhitespace(bytes, from: index)
+                guard index < end else { break }
+                if bytes[index] == UInt8(ascii: "{") {
+                    consumer.objectDidBegin()
+                    state = .beforeFirstKey
+                    index += 1
+                } else {
+                    abandonObject()
+                }
+
+            case .beforeFirstKey, .beforeKey:
+                index = skipWhitespace(bytes, from: index)
+                guard index < end else { break }
+                let byte = bytes[index]
+                if byte == UInt8(ascii: "\"") {
+                    key.removeAll(keepingCapacity: true)
+                    keyIsTooLong = false
+                    keyEscapePending = false
+                    state = .inKey
+                    index += 1
+                    keyStart = index
+                } else if byte == UInt8(ascii: "}"), state == .beforeFirstKey {
+                    index += 1
+                    state = .beforeObject
+                    consumer.objectDidEnd()
+                } else {
+                    abandonObject()
+                }
+
+            case .inKey:
+                var escapePending = keyEscapePending
+                while index < end {
+                    let byte = bytes[index]
+                    if escapePending {
+                        escapePending = false
+                    } else if byte == UInt8(ascii: "\\") {
+                        escapePending = true
+                    } else if byte == UInt8(ascii: "\"") {
+                        break
+                    }
+                    index += 1
+                }
+                keyEscapePending = escapePending
+                appendKeyBytes(UnsafeRawBufferPointer(rebasing: bytes[keyStart..<index]))
+                if index < end {
+                    index += 1
+                    state = .beforeColon
+                }
+
+            case .beforeColon:
+                index = skipWhitespace(bytes, from: index)
+                guard index < end else { break }
+                if bytes[index] == UInt8(ascii: ":") {
+                    index += 1
+                    state = .beforeValue
+                } else {
+                    abandonObject()
+                }
+
+            case .beforeValue:
+                index = skipWhitespace(bytes, from: index)
+                guard index < end else { break }
+                capturedID = keyIsTooLong ? nil : key.withUnsafeBytes { consumer.memberID(forKey: $0) }
+                captureStart = index
+                let byte = bytes[index]
+                switch byte {
+                case UInt8(ascii: "{"), UInt8(ascii: "["):
+                    depth = 1
+                    levelIsObject = byte == UInt8(ascii: "{") ? 1 : 0
+                    inString = false
+                    escapePending = false
+                    state = .inContainerOrString
+                    index += 1
+                case UInt8(ascii: "\""):
+                    depth = 0
+                    inString = true
+                    escapePending = false
+                    state = .inContainerOrString
+                    index += 1
+                case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                     UInt8(ascii: "t"), UInt8(ascii: "f"), UInt8(ascii: "n"):
+                    state = .inPrimitive
+                default:
+                    abandonObject()
+                }
+
+            case .inContainerOrString:
+                guard let valueEnd = scanContainerOrString(bytes, from: &index) else {
+                    if state == .ignoring { return }
+                    break
+                }
+                guard finishValue(bytes, captureStart: captureStart, valueEnd: valueEnd, into: &consumer) else {
+                    return
+                }
+
+            case .inPrimitive:
+                while index < end, !JSONBytes.endsPrimitive(bytes[index]) {
+                    index += 1
+                }
+                guard index < end else { break }
+                guard finishValue(bytes, captureStart: captureStart, valueEnd: index, into: &consumer) else {
+                    return
+                }
+
+            case .afterValue:
+                index = skipWhitespace(bytes, from: index)
+                guard index < end else { break }
+                let byte = bytes[index]
+                if byte == UInt8(ascii: ",") {
+                    index += 1
+                    state = .beforeKey
+                } else if byte == UInt8(ascii: "}") {
+                    index += 1
+                    state = .beforeObject
+                    consumer.objectDidEnd()
+                } else {
+                    abandonObject()
+                }
+            }
+        }
+
+        // The piece ended inside a value being captured: keep its bytes for the next piece.
+        if capturedID != nil, state == .inContainerOrString || state == .inPrimitive {
+            if captured.count + (end - captureStart) > Self.captureLimit {
+                abandonObject()
+            } else {
+                captured.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[captureStart..<end]))
+            }
+        }
+    }
+
+    private mutating func appendKeyBytes(_ bytes: UnsafeRawBufferPointer) {
+        guard !keyIsTooLong else { return }
+        if key.count + bytes.count > Self.keyLimit {
+            keyIsTooLong = true
+        } else {
+            key.append(contentsOf: bytes)
+        }
+    }
+
+    /// Hands a completed member value to the consumer. Returns false when the object was abandoned.
+    private mutating func finishValue<Consumer: ObjectMemberConsumer>(
+        _ bytes: UnsafeRawBufferPointer, captureStart: Int, valueEnd: Int, into consumer: inout Consumer
+    ) -> Bool {
+        state = .afterValue
+        guard let id = capturedID else { return true }
+        capturedID = nil
+        let keepReading: Bool
+        if captured.isEmpty {
+            keepReading = consumer.member(id, value: UnsafeRawBufferPointer(rebasing: bytes[captureStart..<valueEnd]))
+        } else {
+            captured.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[captureStart..<valueEnd]))
+            keepReading = captured.withUnsafeBytes { consumer.member(id, value: $0) }
+            releaseCaptureStorage()
+        }
+        if !keepReading {
+            abandonObject()
+        }
+        return keepReading
+    }
+
+    /// Advances through a container or string value. Returns the index just past the value when it ends
+    /// in `bytes`, nil when more bytes are needed (or the value was malformed: then `state` is `.ignoring`).
+    private mutating func scanContainerOrString(_ bytes: UnsafeRawBufferPointer, from index: inout Int) -> Int? {
+        let end = bytes.count
+        var position = index
+        defer { index = position }
+        while position < end {
+            let byte = bytes[position]
+            position += 1
+            if inString {
+                if escapePending {
+                    escapePending = false
+                } else if byte == UInt8(ascii: "\\") {
+                    escapePending = true
+                } else if byte == UInt8(ascii: "\"") {
+                    inString = false
+                    if depth == 0 { return position }
+                }
+                continue
+            }
+            switch byte {
+            case UInt8(ascii: "\""):
+                inString = true
+            case UInt8(ascii: "{"), UInt8(ascii: "["):
+                if depth < 64 {
+                    let bit: UInt64 = 1 << UInt64(depth)
+                    levelIsObject = byte == UInt8(ascii: "{") ? levelIsObject | bit : levelIsObject & ~bit
+                }
+                depth += 1
+            case UInt8(ascii: "}"), UInt8(ascii: "]"):
+                depth -= 1
+                if depth < 64 {
+                    let isObject = levelIsObject & (1 << UInt64(depth)) != 0
+                    guard isObject == (byte == UInt8(ascii: "}")) else {
+                        abandonObject()
+                        return nil
+                    }
+                }
+                if depth == 0 { return position }
+            default:
+                break
+            }
+        }
+        return nil
+    }
+
+    @inline(__always)
+    private func skipWhitespace(_ bytes: UnsafeRawBufferPointer, from start: Int) -> Int {
+        var index = start
+        while index < bytes.count, JSONBytes.isWhitespace(bytes[index]) {
+            index += 1
+        }
+        return index
+    }
+}

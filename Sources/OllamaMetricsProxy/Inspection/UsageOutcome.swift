@@ -1,0 +1,30 @@
+/// The result of reading one response, shared by every dialect so that "exactly once" and "never after
+/// an error" are enforced in one place rather than re-implemented per format.
+struct UsageOutcome {
+    private var pending: Usage?
+    /// A usage was produced (whether or not it has been taken); later ones are ignored.
+    private(set) var hasCompleted = false
+    /// The first error reported inside the 2xx body.
+    private(set) var errorMessage: String?
+
+    /// Records the request's final usage unless one was already recorded or the stream reported an error.
+    mutating func complete(with usage: Usage) {
+        guard !hasCompleted, errorMessage == nil else { return }
+        pending = usage
+        hasCompleted = true
+    }
+
+    /// Records an error reported inside the body. A usage not yet taken is dropped: a stream that
+    /// reported an error never yields a completed usage afterwards.
+    mutating func fail(message: String) {
+        if errorMessage == nil {
+            errorMessage = message
+        }
+        pending = nil
+    }
+
+    mutating func takeCompletedUsage() -> Usage? {
+        defer { pending = nil }
+        return pending
+    }
+}

@@ -1,0 +1,121 @@
+import NIOConcurrencyHelpers
+import Prometheus
+
+/// The proxy's Prometheus registry and the nine metric families of the Go tool's contract, with their exact
+/// names, types, label names (in this fixed order), HELP texts and buckets.
+public final class ProxyMetrics: Sendable {
+    public let registry: PrometheusCollectorRegistry
+    let modelLabels: ModelLabelPolicy
+
+    /// `ollama_request_duration_seconds` buckets, in seconds.
+    public static let durationBuckets: [Double] = [0.1, 0.5, 1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600]
+
+    /// The contract's metric families: name and HELP text, exactly as the Go tool exposed them.
+    enum Family {
+        case requests, promptTokens, completionTokens, duration, active
+        case tokensPerSecond, promptEvalSeconds, generationSeconds, loadSeconds
+
+        var name: String {
+            switch self {
+            case .requests: "ollama_requests_total"
+            case .promptTokens: "ollama_prompt_tokens_total"
+            case .completionTokens: "ollama_completion_tokens_total"
+            case .duration: "ollama_request_duration_seconds"
+            case .active: "ollama_active_requests"
+            case .tokensPerSecond: "ollama_tokens_per_second"
+            case .promptEvalSeconds: "ollama_prompt_eval_seconds_total"
+            case .generationSeconds: "ollama_token_generation_seconds_total"
+            case .loadSeconds: "ollama_model_load_seconds_total"
+            }
+        }
+
+        var help: String {
+            switch self {
+            case .requests: "Total completed inference requests."
+            case .promptTokens: "Total prompt tokens processed."
+            case .completionTokens: "Total completion tokens generated."
+            case .duration: "End-to-end request duration in seconds."
+            case .active: "Currently in-flight inference requests."
+            case .tokensPerSecond: "Most recent token generation speed (Ollama native only)."
+            case .promptEvalSeconds: "Total time evaluating prompts in seconds (Ollama native only)."
+            case .generationSeconds: "Total time generating tokens in seconds (Ollama native only)."
+            case .loadSeconds: "Total time loading models in seconds (Ollama native only)."
+            }
+        }
+
+        /// The whole name goes in `metricName`: the contract's names already carry their unit suffixes.
+        var descriptor: MetricNameDescriptor {
+            MetricNameDescriptor(metricName: self.name, unitName: "", helpText: self.help)
+        }
+    }
+
+    func counter(_ family: Family, _ labels: [(String, String)]) -> Counter {
+        self.registry.makeCounter(descriptor: family.descriptor, labels: labels)
+    }
+
+    func gauge(_ family: Family, _ labels: [(String, String)]) -> Gauge {
+        self.registry.makeGauge(descriptor: family.descriptor, labels: labels)
+    }
+
+    public init(maxModelLabels: Int = 100, registry: PrometheusCollectorRegistry = .init()) {
+        self.registry = registry
+        self.modelLabels = ModelLabelPolicy(limit: maxModelLabels)
+    }
+
+    /// The series every inference request touches from its start: looked up once per request.
+    struct RequestSeries {
+        let model: String
+        let requests: Counter
+        let duration: ValueHistogram
+        let active: Gauge
+    }
+
+    func requestSeries(model: String, endpoint: InferenceEndpoint) -> RequestSeries {
+        let labels = [("model", model), ("endpoint", endpoint.rawValue)]
+        return RequestSeries(
+            model: model,
+            requests: self.counter(.requests, labels),
+            duration: self.registry.makeValueHistogram(
+                descriptor: Family.duration.descriptor, labels: labels, buckets: Self.durationBuckets
+            ),
+            active: self.gauge(.active, labels)
+        )
+    }
+
+    /// Adds a completed request's usage to the per-model token and timing series.
+    func recordUsage(_ usage: Usage, model: String) {
+        let labels = [("model", model)]
+        if let prompt = usage.promptTokens, prompt > 0 {
+            self.counter(.promptTokens, labels)
+                .increment(by: Int64(prompt))
+        }
+        if let completion = usage.completionTokens, completion > 0 {
+            self.counter(.completionTokens, labels)
+                .increment(by: Int64(completion))
+        }
+        if let nanos = usage.promptEvalDurationNanos, nanos > 0 {
+            self.counter(.promptEvalSeconds, labels)
+                .increment(by: Double(nanos) / 1e9)
+        }
+        if let nanos = usage.evalDurationNanos, nanos > 0 {
+            self.counter(.generationSeconds, labels)
+                .increment(by: Double(nanos) / 1e9)
+            if let tokens = usage.completionTokens, tokens > 0 {
+                self.gauge(.tokensPerSecond, labels)
+                    .set(to: Double(tokens) / (Double(nanos) / 1e9))
+            }
+        }
+        if let nanos = usage.loadDurationNanos, nanos > 0 {
+            self.counter(.loadSeconds, labels)
+                .increment(by: Double(nanos) / 1e9)
+        }
+    }
+
+    /// The Prometheus text exposition (format 0.0.4) of every series.
+    public func exposition() -> [UInt8] {
+        var buffer: [UInt8] = []
+        buffer.reserveCapacity(8 * 1024)
+        self.registry.emit(into: &buffer)
+        return buffer
+    }
+}

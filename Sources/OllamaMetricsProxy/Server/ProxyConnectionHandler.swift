@@ -1,0 +1,189 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+
+/// What every client connection shares: where to forward, where to record, where to log.
+struct ProxySharedState: Sendable {
+    let upstream: UpstreamURL
+    let metrics: ProxyMetrics
+    let logger: Logger
+    let pools: UpstreamConnectionPools
+    let requestHeadTimeout: TimeAmount
+}
+
+/// One client connection. Requests on it are answered one at a time (NIO's pipelining handler in front
+/// of this one queues pipelined requests), each by a `ProxyExchange`.
+final class ProxyConnectionHandler: ChannelDuplexHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private enum State {
+        /// Waiting for a request head; the head timeout runs.
+        case idle
+        /// A request is being answered.
+        case exchanging(ProxyExchange)
+        /// The response went out before the request finished (Ollama answered early): the rest of the
+        /// request body is read and dropped, so the connection can carry the next request.
+        case draining
+        case closed
+    }
+
+    private let shared: ProxySharedState
+    private var state: State = .idle
+    private var context: ChannelHandlerContext?
+    private var headTimer: Scheduled<Void>?
+    private var readsHeld = false
+    private var readPending = false
+
+    init(shared: ProxySharedState) {
+        self.shared = shared
+    }
+
+    var allocator: ByteBufferAllocator { self.context?.channel.allocator ?? ByteBufferAllocator() }
+    var isClientWritable: Bool { self.context?.channel.isWritable ?? true }
+
+    // MARK: Channel events
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        if context.channel.isActive { self.armHeadTimer() }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        self.armHeadTimer()
+        context.fireChannelActive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch self.unwrapInboundIn(data) {
+        case .head(let head):
+            guard case .idle = self.state else {
+                preconditionFailure("request head received in state \(self.state)")
+            }
+            self.cancelHeadTimer()
+            if head.headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" }) {
+                // Answered here: the body then streams to Ollama like any other.
+                context.writeAndFlush(self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
+            }
+            let exchange = ProxyExchange(
+                head: head,
+                client: self,
+                shared: self.shared,
+                pool: self.shared.pools.pool(for: context.eventLoop),
+                clientAddress: context.channel.remoteAddress?.ipAddress
+            )
+            self.state = .exchanging(exchange)
+            exchange.start()
+        case .body(let body):
+            if case .exchanging(let exchange) = self.state {
+                exchange.clientSent(body: body)
+            }
+        case .end(let trailers):
+            switch self.state {
+            case .exchanging(let exchange):
+                exchange.clientSentEnd(trailers: trailers)
+            case .draining:
+                self.state = .idle
+                self.armHeadTimer()
+            case .idle, .closed:
+                break
+            }
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if case .exchanging(let exchange) = self.state {
+            exchange.clientReadComplete()
+        }
+        context.fireChannelReadComplete()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if case .exchanging(let exchange) = self.state {
+            exchange.clientWritabilityChanged(isWritable: context.channel.isWritable)
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.cancelHeadTimer()
+        let previous = self.state
+        self.state = .closed
+        if case .exchanging(let exchange) = previous {
+            exchange.clientClosed()
+        }
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        // Malformed requests are answered with 400 by NIO's protocol error handler before this one;
+        // anything reaching here (a reset connection, mostly) ends the connection.
+        context.close(promise: nil)
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if self.readsHeld {
+            self.readPending = true
+        } else {
+            context.read()
+        }
+    }
+
+    // MARK: Called by the exchange
+
+    func writeResponse(_ part: HTTPServerResponsePart) {
+        self.context?.write(self.wrapOutboundOut(part), promise: nil)
+    }
+
+    func flush() {
+        self.context?.flush()
+    }
+
+    /// Stops reading from the client while Ollama cannot take more request bytes (or there is no upstream
+    /// connection yet), and resumes afterwards.
+    func setClientReadsHeld(_ held: Bool) {
+        self.readsHeld = held
+        if !held, self.readPending, let context = self.context {
+            self.readPending = false
+            context.read()
+        }
+    }
+
+    func exchangeFinished(_ exchange: ProxyExchange, closeConnection: Bool) {
+        guard case .exchanging(let current) = self.state, current === exchange else { return }
+        self.setClientReadsHeld(false)
+        if closeConnection {
+            self.state = .closed
+            self.context?.close(promise: nil)
+        } else if exchange.isRequestComplete {
+            self.state = .idle
+            self.armHeadTimer()
+        } else {
+            self.state = .draining
+        }
+    }
+
+    // MARK: Head timeout
+
+    /// Only a client that does not finish its request head (or leaves an idle keep-alive connection open)
+    /// is timed out; a request in progress never is.
+    private func armHeadTimer() {
+        guard let context = self.context, self.headTimer == nil else { return }
+        self.headTimer = context.eventLoop.assumeIsolated().scheduleTask(in: self.shared.requestHeadTimeout) {
+            self.headTimer = nil
+            if case .idle = self.state {
+                self.context?.close(promise: nil)
+            }
+        }
+    }
+
+    private func cancelHeadTimer() {
+        self.headTimer?.cancel()
+        self.headTimer = nil
+    }
+}

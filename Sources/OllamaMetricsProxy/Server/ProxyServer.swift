@@ -1,0 +1,158 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// The running proxy: the client-facing listener and the metrics listener, on one event loop group.
+public final class ProxyServer: Sendable {
+    public let configuration: ProxyConfiguration
+    public let metrics: ProxyMetrics
+    private let logger: Logger
+    private let group: MultiThreadedEventLoopGroup
+    private let ownsGroup: Bool
+    private let pools: UpstreamConnectionPools
+    private let connections: ClientConnectionTracker
+    private let channels: NIOLockedValueBox<(proxy: Channel, metrics: Channel)?>
+
+    /// The address the proxy accepts clients on (with the real port when configured with port 0).
+    public var proxyAddress: SocketAddress? { self.channels.withLockedValue { $0?.proxy.localAddress } }
+    /// The address `/metrics` is served on.
+    public var metricsAddress: SocketAddress? { self.channels.withLockedValue { $0?.metrics.localAddress } }
+
+    public init(
+        configuration: ProxyConfiguration,
+        metrics: ProxyMetrics? = nil,
+        logger: Logger = Logger(label: "ollama-metrics-proxy"),
+        group: MultiThreadedEventLoopGroup? = nil
+    ) {
+        self.configuration = configuration
+        self.metrics = metrics ?? ProxyMetrics(maxModelLabels: configuration.maxModelLabels)
+        self.logger = logger
+        self.ownsGroup = group == nil
+        self.group = group ?? MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.threads))
+        self.pools = UpstreamConnectionPools(group: self.group, upstream: configuration.upstream)
+        self.connections = ClientConnectionTracker()
+        self.channels = NIOLockedValueBox(nil)
+    }
+
+    /// Binds both listeners. Throws a `ServerStartError` that names the address and the reason.
+    public func start() async throws {
+        let shared = ProxySharedState(
+            upstream: self.configuration.upstream,
+            metrics: self.metrics,
+            logger: self.logger,
+            pools: self.pools,
+            requestHeadTimeout: TimeAmount(self.configuration.requestHeadTimeout)
+        )
+        let connections = self.connections
+        let proxyBootstrap = ServerBootstrap(group: self.group)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.maxMessagesPerRead, value: 16)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(
+                        withPipeliningAssistance: true, withErrorHandling: true
+                    )
+                    try channel.pipeline.syncOperations.addHandler(ProxyConnectionHandler(shared: shared))
+                    connections.track(channel)
+                }
+            }
+        let proxyChannel = try await Self.bind(proxyBootstrap, to: self.configuration.listen, role: "--listen")
+
+        let metrics = self.metrics
+        let metricsBootstrap = ServerBootstrap(group: self.group)
+            .serverChannelOption(.backlog, value: 64)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                    try channel.pipeline.syncOperations.addHandler(MetricsRequestHandler(metrics: metrics))
+                }
+            }
+        let metricsChannel: Channel
+        do {
+            metricsChannel = try await Self.bind(
+                metricsBootstrap, to: self.configuration.metricsListen, role: "--metrics-listen"
+            )
+        } catch {
+            try? await proxyChannel.close()
+            throw error
+        }
+        self.channels.withLockedValue { $0 = (proxyChannel, metricsChannel) }
+    }
+
+    /// Stops accepting connections, lets in-flight requests finish for up to `drainTimeout`, then closes
+    /// whatever is left.
+    public func shutdown(drainTimeout: Duration = .seconds(30)) async {
+        guard let channels = self.channels.withLockedValue({ current in
+            defer { current = nil }
+            return current
+        }) else {
+            if self.ownsGroup { try? await self.group.shutdownGracefully() }
+            return
+        }
+        try? await channels.metrics.close()
+        try? await channels.proxy.close()
+        await self.connections.drain(timeout: drainTimeout)
+        await self.pools.closeIdleConnections()
+        if self.ownsGroup {
+            try? await self.group.shutdownGracefully()
+        }
+    }
+
+    private static func bind(_ bootstrap: ServerBootstrap, to address: ListenAddress, role: String) async throws
+        -> Channel
+    {
+        do {
+            if let host = address.host {
+                return try await bootstrap.bind(host: host, port: address.port).get()
+            }
+            // `:PORT` means every interface: IPv6 and IPv4 where the machine has IPv6, IPv4 alone otherwise.
+            do {
+                return try await bootstrap.bind(host: "::", port: address.port).get()
+            } catch {
+                return try await bootstrap.bind(host: "0.0.0.0", port: address.port).get()
+            }
+        } catch {
+            throw ServerStartError(role: role, address: address, underlying: error)
+        }
+    }
+}
+
+/// A listener that could not be opened, said the way a user can act on it.
+public struct ServerStartError: Error, CustomStringConvertible {
+    public let role: String
+    public let address: ListenAddress
+    public let underlying: Error
+
+    public var description: String {
+        "cannot listen on \(self.address) (\(self.role)): \(Self.reason(self.underlying))"
+    }
+
+    static func reason(_ error: Error) -> String {
+        if let ioError = error as? IOError {
+            switch ioError.errnoCode {
+            case EADDRINUSE: return "address already in use"
+            case EACCES: return "permission denied (ports below 1024 need privileges)"
+            case EADDRNOTAVAIL: return "address not available on this machine"
+            default: return "\(ioError)"
+            }
+        }
+        if error is SocketAddressError {
+            return "unknown host"
+        }
+        return "\(error)"
+    }
+}
+
+import NIOConcurrencyHelpers
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif

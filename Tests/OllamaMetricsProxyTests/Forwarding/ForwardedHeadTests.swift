@@ -1,0 +1,119 @@
+import NIOHTTP1
+import Testing
+
+@testable import OllamaMetricsProxy
+
+@Suite struct UpstreamRequestHeadRewriting {
+    let upstream = try! UpstreamURL(parsing: "http://localhost:11434")
+
+    func clientHead(_ headers: [(String, String)], uri: String = "/api/tags") -> HTTPRequestHead {
+        HTTPRequestHead(version: .http1_1, method: .GET, uri: uri, headers: HTTPHeaders(headers))
+    }
+
+    @Test func setsHostToTheUpstreamBecauseOllamaRejectsUnknownHosts() {
+        let head = UpstreamRequestHead.make(
+            from: self.clientHead([("Host", "proxy.example:11435")]), upstream: self.upstream, clientAddress: nil
+        )
+        #expect(head.headers["host"] == ["localhost:11434"])
+        #expect(head.headers["x-forwarded-host"] == ["proxy.example:11435"])
+    }
+
+    @Test func removesHopByHopHeadersAndThoseTheConnectionHeaderNames() {
+        let head = UpstreamRequestHead.make(
+            from: self.clientHead([
+                ("Host", "x"), ("Connection", "keep-alive, X-Secret"), ("X-Secret", "1"), ("Keep-Alive", "timeout=5"),
+                ("Upgrade", "websocket"), ("TE", "trailers"), ("Proxy-Authorization", "Basic abc"),
+                ("Expect", "100-continue"), ("Authorization", "Bearer kept"),
+            ]),
+            upstream: self.upstream, clientAddress: nil
+        )
+        for removed in ["connection", "x-secret", "keep-alive", "upgrade", "te", "proxy-authorization", "expect"] {
+            #expect(!head.headers.contains(name: removed), "\(removed) should not be forwarded")
+        }
+        #expect(head.headers["authorization"] == ["Bearer kept"])
+    }
+
+    @Test func appendsTheClientToXForwardedFor() {
+        let fresh = UpstreamRequestHead.make(
+            from: self.clientHead([("Host", "x")]), upstream: self.upstream, clientAddress: "10.0.0.7"
+        )
+        #expect(fresh.headers["x-forwarded-for"] == ["10.0.0.7"])
+        #expect(fresh.headers["x-forwarded-proto"] == ["http"])
+        let chained = UpstreamRequestHead.make(
+            from: self.clientHead([("Host", "x"), ("X-Forwarded-For", "1.2.3.4")]), upstream: self.upstream,
+            clientAddress: "10.0.0.7"
+        )
+        #expect(chained.headers["x-forwarded-for"] == ["1.2.3.4, 10.0.0.7"])
+    }
+
+    @Test func keepsQueryStringAndPrefixesTheBasePath() throws {
+        let based = try UpstreamURL(parsing: "http://gpu:8080/ollama")
+        let head = UpstreamRequestHead.make(
+            from: self.clientHead([("Host", "x")], uri: "/api/tags?verbose=1&x=%20"), upstream: based, clientAddress: nil
+        )
+        #expect(head.uri == "/ollama/api/tags?verbose=1&x=%20")
+        #expect(head.headers["host"] == ["gpu:8080"])
+    }
+
+    @Test func acceptsAbsoluteFormTargets() {
+        #expect(UpstreamRequestHead.originForm(of: "http://proxy:11435/api/ps?x=1") == "/api/ps?x=1")
+        #expect(UpstreamRequestHead.originForm(of: "http://proxy:11435") == "/")
+        #expect(UpstreamRequestHead.originForm(of: "/api/chat") == "/api/chat")
+    }
+
+    @Test func replacesFramingWhenTheProxySendsAnEditedBody() {
+        let head = UpstreamRequestHead.make(
+            from: self.clientHead([("Host", "x"), ("Transfer-Encoding", "chunked")]), upstream: self.upstream,
+            clientAddress: nil, bodyLength: 42
+        )
+        #expect(!head.headers.contains(name: "transfer-encoding"))
+        #expect(head.headers["content-length"] == ["42"])
+    }
+
+    @Test func routesOnThePathWithoutQuery() {
+        #expect(UpstreamRequestHead.path(of: "/api/chat?x=1") == "/api/chat")
+        #expect(InferenceEndpoint(path: UpstreamRequestHead.path(of: "/v1/messages?beta=true")) == .messages)
+        #expect(InferenceEndpoint(path: "/v1/messages/count_tokens") == nil)
+        #expect(InferenceEndpoint(path: "/api/tags") == nil)
+    }
+}
+
+@Suite struct ClientResponseHeadRewriting {
+    @Test func passesOllamaHeadersThroughUnchanged() {
+        let upstream = HTTPResponseHead(
+            version: .http1_1, status: .ok,
+            headers: HTTPHeaders([
+                ("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache"), ("Connection", "keep-alive"),
+                ("Date", "Sun, 01 Jun 2025 12:00:00 GMT"), ("Transfer-Encoding", "chunked"),
+            ])
+        )
+        let (head, keepAlive) = ClientResponseHead.make(from: upstream)
+        #expect(head == upstream)
+        #expect(keepAlive)
+    }
+
+    @Test func dropsConnectionCloseWhichOnlyConcernsTheUpstreamConnection() {
+        let upstream = HTTPResponseHead(
+            version: .http1_1, status: .ok, headers: HTTPHeaders([("Content-Length", "2"), ("Connection", "close")])
+        )
+        let (head, keepAlive) = ClientResponseHead.make(from: upstream)
+        #expect(!head.headers.contains(name: "connection"))
+        #expect(head.headers["content-length"] == ["2"])
+        #expect(!keepAlive)
+    }
+}
+
+@Suite struct BadGatewayBodies {
+    @Test(arguments: [
+        (InferenceEndpoint?.none, #"{"error":"down \"now\""}"#),
+        (.chat, #"{"error":"down \"now\""}"#),
+        (.chatCompletions, #"{"error":{"message":"down \"now\"","type":"api_error","param":null,"code":null}}"#),
+        (.messages, #"{"type":"error","error":{"type":"api_error","message":"down \"now\""}}"#),
+    ])
+    func speakTheDialectOfTheEndpoint(endpoint: InferenceEndpoint?, expected: String) {
+        let (head, body) = ProxyErrorResponse.badGateway(message: #"down "now""#, endpoint: endpoint, allocator: .init())
+        #expect(head.status == .badGateway)
+        #expect(String(buffer: body) == expected)
+        #expect(head.headers["content-length"] == ["\(expected.utf8.count)"])
+    }
+}

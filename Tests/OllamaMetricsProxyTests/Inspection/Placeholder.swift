@@ -1,0 +1,3 @@
+import Testing
+@testable import OllamaMetricsProxy
+@Test func placeholder() { #expect(InferenceEndpoint(path: "/api/chat") == .chat) }

@@ -1,0 +1,90 @@
+import Testing
+
+@testable import OllamaMetricsProxy
+
+@Suite struct MetricContract {
+    func exposition(_ metrics: ProxyMetrics) -> String {
+        String(decoding: metrics.exposition(), as: UTF8.self)
+    }
+
+    @Test func nineFamiliesWithTheGoToolsNamesTypesAndHelp() {
+        let metrics = ProxyMetrics()
+        let record = InferenceRecord(metrics: metrics, endpoint: .generate, model: "llama3.2")
+        record.complete(with: Usage(
+            model: "llama3.2", promptTokens: 26, completionTokens: 282, totalDurationNanos: 5_000_000_000,
+            loadDurationNanos: 1_500_000_000, promptEvalDurationNanos: 250_000_000, evalDurationNanos: 2_820_000_000
+        ))
+        record.finish()
+        let text = self.exposition(metrics)
+        let expected: [(String, String, String)] = [
+            ("ollama_requests_total", "counter", "Total completed inference requests."),
+            ("ollama_prompt_tokens_total", "counter", "Total prompt tokens processed."),
+            ("ollama_completion_tokens_total", "counter", "Total completion tokens generated."),
+            ("ollama_request_duration_seconds", "histogram", "End-to-end request duration in seconds."),
+            ("ollama_active_requests", "gauge", "Currently in-flight inference requests."),
+            ("ollama_tokens_per_second", "gauge", "Most recent token generation speed (Ollama native only)."),
+            ("ollama_prompt_eval_seconds_total", "counter", "Total time evaluating prompts in seconds (Ollama native only)."),
+            ("ollama_token_generation_seconds_total", "counter", "Total time generating tokens in seconds (Ollama native only)."),
+            ("ollama_model_load_seconds_total", "counter", "Total time loading models in seconds (Ollama native only)."),
+        ]
+        for (name, type, help) in expected {
+            #expect(text.contains("# HELP \(name) \(help)\n"), "HELP of \(name)")
+            #expect(text.contains("# TYPE \(name) \(type)\n"), "TYPE of \(name)")
+        }
+        #expect(text.contains(#"ollama_requests_total{model="llama3.2",endpoint="/api/generate"} 1"#))
+        #expect(text.contains(#"ollama_prompt_tokens_total{model="llama3.2"} 26"#))
+        #expect(text.contains(#"ollama_completion_tokens_total{model="llama3.2"} 282"#))
+        #expect(text.contains(#"ollama_tokens_per_second{model="llama3.2"} 100.0"#))
+        #expect(text.contains(#"ollama_prompt_eval_seconds_total{model="llama3.2"} 0.25"#))
+        #expect(text.contains(#"ollama_token_generation_seconds_total{model="llama3.2"} 2.82"#))
+        #expect(text.contains(#"ollama_model_load_seconds_total{model="llama3.2"} 1.5"#))
+        #expect(text.contains(#"ollama_active_requests{model="llama3.2",endpoint="/api/generate"} 0.0"#))
+        #expect(text.contains(#"ollama_request_duration_seconds_count{model="llama3.2",endpoint="/api/generate"} 1"#))
+    }
+
+    @Test func durationBucketsAreTheContractsTwelve() {
+        let metrics = ProxyMetrics()
+        InferenceRecord(metrics: metrics, endpoint: .chat, model: "m").finish()
+        let buckets = self.exposition(metrics).split(separator: "\n")
+            .filter { $0.hasPrefix("ollama_request_duration_seconds_bucket") }
+            .compactMap { line -> Double? in
+                let afterLe = line.split(separator: "le=\"", maxSplits: 1, omittingEmptySubsequences: false)
+                guard afterLe.count == 2, let value = afterLe[1].split(separator: "\"").first else { return nil }
+                return value == "+Inf" ? .infinity : Double(value)
+            }
+        #expect(buckets == [0.1, 0.5, 1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, .infinity])
+    }
+
+    @Test func activeGaugeIsReleasedExactlyOnceWhateverHappens() {
+        let metrics = ProxyMetrics()
+        do {
+            let finished = InferenceRecord(metrics: metrics, endpoint: .chat, model: "m")
+            finished.finish()
+            finished.finish()
+            _ = InferenceRecord(metrics: metrics, endpoint: .chat, model: "m")  // dropped without finish
+        }
+        #expect(self.exposition(metrics).contains(#"ollama_active_requests{model="m",endpoint="/api/chat"} 0.0"#))
+    }
+
+    @Test func aRequestCountsOnceEvenIfUsageArrivesTwice() {
+        let metrics = ProxyMetrics()
+        let record = InferenceRecord(metrics: metrics, endpoint: .chatCompletions, model: "m")
+        record.complete(with: Usage(model: "m", promptTokens: 3, completionTokens: 4))
+        record.complete(with: Usage(model: "m", promptTokens: 3, completionTokens: 4))
+        record.finish()
+        let text = self.exposition(metrics)
+        #expect(text.contains(#"ollama_requests_total{model="m",endpoint="/v1/chat/completions"} 1"#))
+        #expect(text.contains(#"ollama_prompt_tokens_total{model="m"} 3"#))
+        #expect(!text.contains("ollama_tokens_per_second"), "native-only metrics stay absent for OpenAI requests")
+    }
+
+    @Test func modelLabelValuesAreBounded() {
+        let policy = ModelLabelPolicy(limit: 2)
+        #expect(policy.label(for: "a") == "a")
+        #expect(policy.label(for: "b") == "b")
+        #expect(policy.label(for: "c") == ModelLabelPolicy.overflow)
+        #expect(policy.label(for: "a") == "a")
+        #expect(policy.label(for: nil) == ModelLabelPolicy.unknown)
+        #expect(policy.label(for: "") == ModelLabelPolicy.unknown)
+    }
+}
