@@ -311,9 +311,7 @@ final class ProxyExchange {
         if self.clientHead.method != .HEAD {
             self.client.writeResponse(.body(.byteBuffer(body)))
         }
-        self.client.writeResponse(.end(nil))
-        self.client.flush()
-        self.client.exchangeFinished(self, closeConnection: !self.isRequestComplete)
+        self.client.finishResponse(of: self, trailers: nil, closeConnection: !self.isRequestComplete)
     }
 
     /// The client's last request can no longer be answered properly: end the connection so the client sees
@@ -321,7 +319,7 @@ final class ProxyExchange {
     private func abortClient() {
         self.responseState = .complete
         self.record?.finish()
-        self.client.exchangeFinished(self, closeConnection: true)
+        self.client.abortResponse(of: self)
     }
 }
 
@@ -333,7 +331,7 @@ extension ProxyExchange: UpstreamConnectionDelegate {
         case .head(let upstreamHead):
             guard case .awaitingHead = self.responseState else { return }
             self.responseState = .streaming
-            let (head, keepAlive) = ClientResponseHead.make(from: upstreamHead)
+            let (head, keepAlive) = ClientResponseHead.make(from: upstreamHead, requestMethod: self.clientHead.method)
             self.upstreamKeepAlive = keepAlive
             if let endpoint = self.endpoint, let request = self.inferenceRequest,
                 (200..<300).contains(upstreamHead.status.code)
@@ -371,8 +369,6 @@ extension ProxyExchange: UpstreamConnectionDelegate {
             }
             // Metrics first, so a client that has read the whole answer also finds it counted.
             self.record?.finish()
-            self.client.writeResponse(.end(trailers))
-            self.client.flush()
             if case .connected(let connection) = self.upstreamState {
                 self.upstreamState = .gone
                 if self.upstreamKeepAlive && self.isRequestComplete {
@@ -381,7 +377,7 @@ extension ProxyExchange: UpstreamConnectionDelegate {
                     connection.close()
                 }
             }
-            self.client.exchangeFinished(self, closeConnection: false)
+            self.client.finishResponse(of: self, trailers: trailers, closeConnection: false)
         }
     }
 

@@ -16,6 +16,12 @@ struct JSONScanner {
         case object, array, string, number, `true`, `false`, null, invalid
     }
 
+    /// Where a string's contents lie in `bytes`.
+    struct RawString {
+        var contents: Range<Int>
+        var hasEscapes: Bool
+    }
+
     let bytes: UnsafeRawBufferPointer
     private(set) var position: Int
     /// Set as soon as anything malformed or truncated was met; every later read returns nil.
@@ -208,15 +214,31 @@ struct JSONScanner {
             fail()
             return nil
         }
-        let raw = UnsafeRawBufferPointer(rebasing: bytes[scanned.contents])
-        if !scanned.hasEscapes {
-            return String(decoding: raw, as: UTF8.self)
-        }
-        guard let decoded = JSONBytes.unescape(raw) else {
+        guard let decoded = string(RawString(contents: scanned.contents, hasEscapes: scanned.hasEscapes)) else {
             fail()
             return nil
         }
         return decoded
+    }
+
+    /// Decodes a string read by `readRawString`; nil if it has an invalid escape.
+    func string(_ raw: RawString) -> String? {
+        let contents = UnsafeRawBufferPointer(rebasing: bytes[raw.contents])
+        return raw.hasEscapes ? JSONBytes.unescape(contents) : String(decoding: contents, as: UTF8.self)
+    }
+
+    /// Reads a string value without decoding it (its raw contents between the quotes), so that a caller can
+    /// decide later whether the string is worth a `String`; any other kind of value is consumed and gives nil.
+    mutating func readRawString() -> RawString? {
+        guard peekKind() == .string else {
+            skipValue()
+            return nil
+        }
+        guard let scanned = scanString() else {
+            fail()
+            return nil
+        }
+        return RawString(contents: scanned.contents, hasEscapes: scanned.hasEscapes)
     }
 
     /// Reads `true` or `false`; any other kind of value (including `null`) is consumed and gives nil.
@@ -479,22 +501,5 @@ extension UnsafeRawBufferPointer {
             return false
         }
         return true
-    }
-
-    /// Whether `needle` occurs anywhere in the bytes: a cheap pre-filter before parsing an event.
-    func containsBytes(_ needle: StaticString) -> Bool {
-        let needleCount = needle.utf8CodeUnitCount
-        guard needleCount > 0, count >= needleCount else { return needleCount == 0 }
-        let first = needle.utf8Start[0]
-        let last = count - needleCount
-        var index = 0
-        while index <= last {
-            if self[index] == first,
-               UnsafeRawBufferPointer(rebasing: self[index..<(index + needleCount)]).hasBytes(needle) {
-                return true
-            }
-            index += 1
-        }
-        return false
     }
 }

@@ -39,21 +39,24 @@ enum SSEForwarding: Equatable {
 struct SSEEventSplitter {
     /// A line, an event's data or a held-back event larger than this is not inspected (its bytes are still
     /// forwarded): usage events are a few hundred bytes.
-    static let sizeLimit = 64 << 20
+    static let defaultSizeLimit = 64 << 20
 
     let isWithholding: Bool
+    let sizeLimit: Int
 
     // Line assembly.
     private var partialLine: [UInt8] = []
     private var partialLineIsTooLong = false
+    /// The first byte of the line being assembled (a `:` makes an oversized line a harmless comment).
+    private var partialLineFirstByte: UInt8?
     /// The previous piece ended with `\r`: a `\n` starting this piece belongs to that line end.
     private var previousPieceEndedWithCR = false
     /// What to do with that `\n` if it comes: it belongs to the segment that ended with the `\r`.
     private var lineFeedAfterCR: LineFeedDisposition = .partOfCurrentSegment
 
     // Event assembly.
-    private var type = EventField()
-    private var data = EventField()
+    private var type: EventField
+    private var data: EventField
 
     // Withholding.
     /// Bytes of the current segment from earlier pieces, not yet forwarded.
@@ -65,8 +68,11 @@ struct SSEEventSplitter {
         case partOfCurrentSegment, forward, drop
     }
 
-    init(isWithholding: Bool) {
+    init(isWithholding: Bool, sizeLimit: Int = Self.defaultSizeLimit) {
         self.isWithholding = isWithholding
+        self.sizeLimit = sizeLimit
+        type = EventField(limit: sizeLimit)
+        data = EventField(limit: sizeLimit)
     }
 
     // swiftlint:disable:next function_body_length
@@ -94,12 +100,10 @@ struct SSEEventSplitter {
         lineFeedAfterCR = .partOfCurrentSegment
 
         var lineStart = index
-        while index < end {
+        while true {
+            index = ByteScan.firstLineEnd(in: piece, from: index)
+            guard index < end else { break }
             let byte = piece[index]
-            guard byte == 0x0A || byte == 0x0D else {
-                index += 1
-                continue
-            }
             let lineEnd = index
             index += 1
             var endsWithCRAtPieceEnd = false
@@ -142,7 +146,7 @@ struct SSEEventSplitter {
                 output.forward(segmentStart..<end, of: piece)
             } else {
                 held.writeBytes(UnsafeRawBufferPointer(rebasing: piece[segmentStart..<end]))
-                if held.readableBytes > Self.sizeLimit {
+                if held.readableBytes > sizeLimit {
                     output.forward(&held, of: piece)
                     isPassingSegmentThrough = true
                 }
@@ -159,9 +163,11 @@ struct SSEEventSplitter {
             _ = handleLine(UnsafeRawBufferPointer(start: nil, count: 0), 0..<0)
         }
         let kind = dispatch(UnsafeRawBufferPointer(start: nil, count: 0), into: &consumer)
+        let wasPassingThrough = isPassingSegmentThrough
+        isPassingSegmentThrough = false
         guard isWithholding, held.readableBytes > 0 else { return nil }
         defer { held = ByteBuffer() }
-        if kind == .usageOnly, !isPassingSegmentThrough {
+        if kind == .usageOnly, !wasPassingThrough {
             return nil
         }
         return held
@@ -182,10 +188,16 @@ struct SSEEventSplitter {
     /// Reads one complete line (`piece[range]`, preceded by any partial line from earlier pieces).
     /// Returns whether it was blank, i.e. ended an event.
     private mutating func handleLine(_ piece: UnsafeRawBufferPointer, _ range: Range<Int>) -> Bool {
-        if partialLineIsTooLong {
+        if partialLineIsTooLong || partialLine.count + range.count > sizeLimit {
+            let firstByte = partialLineFirstByte ?? partialLine.first ?? piece[range.lowerBound]
             partialLineIsTooLong = false
-            // The line was dropped; if it was a data line the event can no longer be read.
-            data.markTooLong()
+            partialLineFirstByte = nil
+            partialLine = []
+            // The line is dropped. Unless it was a comment, it may have been part of the event's data or
+            // type, so the event can no longer be read (its bytes are still forwarded).
+            if firstByte != UInt8(ascii: ":") {
+                data.markTooLong()
+            }
             return false
         }
         if partialLine.isEmpty {
@@ -204,7 +216,8 @@ struct SSEEventSplitter {
 
     private mutating func keepPartialLine(_ piece: UnsafeRawBufferPointer, _ range: Range<Int>) {
         guard !range.isEmpty, !partialLineIsTooLong else { return }
-        if partialLine.count + range.count > Self.sizeLimit {
+        if partialLine.count + range.count > sizeLimit {
+            partialLineFirstByte = partialLine.first ?? piece[range.lowerBound]
             partialLine = []
             partialLineIsTooLong = true
         } else {
@@ -264,16 +277,21 @@ struct SSEEventSplitter {
 /// An event field's value, referenced in the current piece while possible and copied out only when the
 /// event outlives the piece or spans several lines.
 private struct EventField {
+    let limit: Int
     private var owned: [UInt8] = []
     /// The whole value, when it is a single line lying in the current piece.
     private var rangeInPiece: Range<Int>?
     private(set) var isPresent = false
     private(set) var isTooLong = false
 
+    init(limit: Int) {
+        self.limit = limit
+    }
+
     mutating func reset() {
         if owned.capacity > 64 * 1024 {
             owned = []
-        } else {
+        } else if !owned.isEmpty {
             owned.removeAll(keepingCapacity: true)
         }
         rangeInPiece = nil
@@ -326,7 +344,7 @@ private struct EventField {
 
     private mutating func append(_ bytes: some Collection<UInt8>) {
         guard !isTooLong else { return }
-        guard owned.count + bytes.count <= SSEEventSplitter.sizeLimit else {
+        guard owned.count + bytes.count <= limit else {
             markTooLong()
             return
         }

@@ -24,7 +24,10 @@ protocol ObjectMemberConsumer {
 /// when they straddle two pieces.
 ///
 /// In line mode (NDJSON) a newline ends the current object whether or not it is complete, so a garbage
-/// or truncated line never swallows the next one. In document mode newlines are ordinary whitespace.
+/// or truncated line never swallows the next one, and an object only counts once its line ended with
+/// nothing but whitespace after it (`{"done":true}}` is garbage, not a final chunk). In document mode
+/// newlines are ordinary whitespace and an object counts as soon as it closes, so a reply without a
+/// trailing newline is read before the body's end is even signalled.
 struct StreamingObjectReader {
     /// A captured value larger than this is not something we asked for (a model name, an error, a usage
     /// object): the object is abandoned instead of buffering it.
@@ -41,6 +44,8 @@ struct StreamingObjectReader {
         case inContainerOrString
         case inPrimitive
         case afterValue
+        /// Line mode: the object closed; only whitespace may follow before the line ends.
+        case afterObjectInLine
         /// Malformed or uninteresting: ignore bytes until the next line (line mode) or for good.
         case ignoring
     }
@@ -76,16 +81,14 @@ struct StreamingObjectReader {
         }
         let end = piece.count
         var lineStart = 0
-        var index = 0
-        while index < end {
-            if piece[index] == 0x0A {
-                if index > lineStart, state != .ignoring {
-                    consume(UnsafeRawBufferPointer(rebasing: piece[lineStart..<index]), into: &consumer)
-                }
-                endLine()
-                lineStart = index + 1
+        while true {
+            let index = ByteScan.firstIndex(of: 0x0A, in: piece, from: lineStart)
+            guard index < end else { break }
+            if index > lineStart, state != .ignoring {
+                consume(UnsafeRawBufferPointer(rebasing: piece[lineStart..<index]), into: &consumer)
             }
-            index += 1
+            endLine(into: &consumer)
+            lineStart = index + 1
         }
         if lineStart < end, state != .ignoring {
             consume(UnsafeRawBufferPointer(rebasing: piece[lineStart..<end]), into: &consumer)
@@ -93,11 +96,14 @@ struct StreamingObjectReader {
     }
 
     /// The body ended: an object still open is incomplete and is dropped.
-    mutating func finish() {
-        endLine()
+    mutating func finish<Consumer: ObjectMemberConsumer>(into consumer: inout Consumer) {
+        endLine(into: &consumer)
     }
 
-    private mutating func endLine() {
+    private mutating func endLine<Consumer: ObjectMemberConsumer>(into consumer: inout Consumer) {
+        if state == .afterObjectInLine {
+            consumer.objectDidEnd()
+        }
         state = .beforeObject
         capturedID = nil
         releaseCaptureStorage()
@@ -131,6 +137,12 @@ struct StreamingObjectReader {
             case .ignoring:
                 return
 
+            case .afterObjectInLine:
+                index = skipWhitespace(bytes, from: index)
+                if index < end {
+                    abandonObject()
+                }
+
             case .beforeObject:
                 index = skipWhitespace(bytes, from: index)
                 guard index < end else { break }
@@ -155,8 +167,7 @@ struct StreamingObjectReader {
                     keyStart = index
                 } else if byte == UInt8(ascii: "}"), state == .beforeFirstKey {
                     index += 1
-                    state = .beforeObject
-                    consumer.objectDidEnd()
+                    objectDidClose(into: &consumer)
                 } else {
                     abandonObject()
                 }
@@ -245,8 +256,7 @@ struct StreamingObjectReader {
                     state = .beforeKey
                 } else if byte == UInt8(ascii: "}") {
                     index += 1
-                    state = .beforeObject
-                    consumer.objectDidEnd()
+                    objectDidClose(into: &consumer)
                 } else {
                     abandonObject()
                 }
@@ -260,6 +270,15 @@ struct StreamingObjectReader {
             } else {
                 captured.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[captureStart..<end]))
             }
+        }
+    }
+
+    private mutating func objectDidClose<Consumer: ObjectMemberConsumer>(into consumer: inout Consumer) {
+        if isLineDelimited {
+            state = .afterObjectInLine
+        } else {
+            state = .beforeObject
+            consumer.objectDidEnd()
         }
     }
 
@@ -279,6 +298,11 @@ struct StreamingObjectReader {
         state = .afterValue
         guard let id = capturedID else { return true }
         capturedID = nil
+        // Same limit whether or not the value straddled pieces, so that cutting never changes the outcome.
+        guard captured.count + (valueEnd - captureStart) <= Self.captureLimit else {
+            abandonObject()
+            return false
+        }
         let keepReading: Bool
         if captured.isEmpty {
             keepReading = consumer.member(id, value: UnsafeRawBufferPointer(rebasing: bytes[captureStart..<valueEnd]))

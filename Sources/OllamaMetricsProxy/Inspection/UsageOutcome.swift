@@ -14,13 +14,12 @@ struct UsageOutcome {
         hasCompleted = true
     }
 
-    /// Records an error reported inside the body. A usage not yet taken is dropped: a stream that
-    /// reported an error never yields a completed usage afterwards.
+    /// Records an error reported inside the body: no usage completes after it. A usage completed before it
+    /// stands (even if not yet taken), so that the outcome does not depend on where the body was cut.
     mutating func fail(message: String) {
         if errorMessage == nil {
             errorMessage = message
         }
-        pending = nil
     }
 
     mutating func takeCompletedUsage() -> Usage? {

@@ -154,18 +154,35 @@ final class ProxyConnectionHandler: ChannelDuplexHandler {
         }
     }
 
-    func exchangeFinished(_ exchange: ProxyExchange, closeConnection: Bool) {
+    /// Ends the exchange's response. The state moves on before `.end` is written, because writing it
+    /// makes NIO's pipelining handler deliver the next queued request at once.
+    func finishResponse(of exchange: ProxyExchange, trailers: HTTPHeaders?, closeConnection: Bool) {
         guard case .exchanging(let current) = self.state, current === exchange else { return }
         self.setClientReadsHeld(false)
         if closeConnection {
             self.state = .closed
-            self.context?.close(promise: nil)
         } else if exchange.isRequestComplete {
             self.state = .idle
-            self.armHeadTimer()
         } else {
             self.state = .draining
         }
+        guard let context = self.context else { return }
+        if closeConnection {
+            context.writeAndFlush(self.wrapOutboundOut(.end(trailers))).assumeIsolated().whenComplete { _ in
+                context.close(promise: nil)
+            }
+        } else {
+            context.writeAndFlush(self.wrapOutboundOut(.end(trailers)), promise: nil)
+            if case .idle = self.state { self.armHeadTimer() }
+        }
+    }
+
+    /// Ends the connection without completing the response, so the client sees it was cut short.
+    func abortResponse(of exchange: ProxyExchange) {
+        guard case .exchanging(let current) = self.state, current === exchange else { return }
+        self.state = .closed
+        self.context?.flush()
+        self.context?.close(promise: nil)
     }
 
     // MARK: Head timeout

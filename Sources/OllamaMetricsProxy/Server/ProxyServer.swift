@@ -52,8 +52,11 @@ public final class ProxyServer: Sendable {
             .childChannelOption(.maxMessagesPerRead, value: 16)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    // Framing headers are forwarded as Ollama wrote them (NIO would re-case them).
+                    var encoder = HTTPResponseEncoder.Configuration()
+                    encoder.automaticallySetFramingHeaders = false
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(
-                        withPipeliningAssistance: true, withErrorHandling: true
+                        withPipeliningAssistance: true, withErrorHandling: true, withEncoderConfiguration: encoder
                     )
                     try channel.pipeline.syncOperations.addHandler(ProxyConnectionHandler(shared: shared))
                     connections.track(channel)

@@ -38,6 +38,8 @@ enum GoJSON {
                 append(member.value, to: &out)
             }
             out.append(UInt8(ascii: "}"))
+        case .raw(let bytes):
+            out.append(contentsOf: bytes)
         }
     }
 

@@ -11,6 +11,8 @@ enum JSONValue: Sendable, Equatable {
     case string(String)
     case array([JSONValue])
     case object([JSONMember])
+    /// Pre-encoded JSON written verbatim (output only), for very large arrays such as `context`.
+    case raw([UInt8])
 
     static func int(_ value: some BinaryInteger) -> JSONValue { .number(String(value)) }
 
@@ -108,6 +110,7 @@ extension JSONValue {
         case .string: "string"
         case .array: "array"
         case .object: "object"
+        case .raw: "raw"
         }
     }
 }

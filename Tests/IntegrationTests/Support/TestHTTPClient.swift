@@ -17,10 +17,10 @@ struct ReceivedResponse: Sendable {
 
 /// One HTTP/1.1 connection driven by the tests: sends requests, and hands back response parts as they
 /// arrive, so tests can see streaming, keep-alive and disconnects for real.
-final class TestHTTPConnection: Sendable {
+/// Used by one task at a time (hence `@unchecked`): the iterator is not shared.
+final class TestHTTPConnection: @unchecked Sendable {
     let channel: Channel
-    private let parts: AsyncStream<HTTPClientResponsePart>
-    private let iterator: NIOLockedValueBox<AsyncStream<HTTPClientResponsePart>.AsyncIterator?>
+    private var iterator: AsyncStream<HTTPClientResponsePart>.AsyncIterator
 
     static func connect(to address: SocketAddress, group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton)
         async throws -> TestHTTPConnection
@@ -39,8 +39,7 @@ final class TestHTTPConnection: Sendable {
 
     private init(channel: Channel, parts: AsyncStream<HTTPClientResponsePart>) {
         self.channel = channel
-        self.parts = parts
-        self.iterator = NIOLockedValueBox(parts.makeAsyncIterator())
+        self.iterator = parts.makeAsyncIterator()
     }
 
     func send(
@@ -61,10 +60,7 @@ final class TestHTTPConnection: Sendable {
 
     /// The next response part, or nil when the connection closed.
     func nextPart() async -> HTTPClientResponsePart? {
-        var iterator = self.iterator.withLockedValue { $0.take() }!
-        let part = await iterator.next()
-        self.iterator.withLockedValue { $0 = iterator }
-        return part
+        await self.iterator.next()
     }
 
     /// Reads one whole response. Throws if the connection closes before its end.

@@ -1,0 +1,135 @@
+/// Reads usage from Ollama's native replies: NDJSON streams and single objects of `/api/generate`,
+/// `/api/chat`, `/api/embed` and `/api/embeddings`.
+///
+/// Generate and chat finish with the object whose `"done"` is true; it carries the counts and nanosecond
+/// timings, each omitted when zero. Embedding replies are a single object without `done`: any well-formed
+/// one completes the request (`/api/embeddings` carries no usage at all, but the request still counts).
+/// An object with a non-null `"error"` is an error reported after the 200 status.
+///
+/// Ordinary chunks are dismissed as soon as their `"done":false` is read; the model name is kept as raw
+/// bytes and decoded only once the final object is known, so streaming allocates nothing per chunk.
+struct NativeUsageReader {
+    private enum Member: UInt8 {
+        case model, done, error, totalDuration, loadDuration, promptEvalCount, promptEvalDuration, evalCount, evalDuration
+    }
+
+    /// Embedding endpoints: a reply is one object without `done`.
+    let completesWithoutDone: Bool
+
+    private var modelValue: [UInt8] = []
+    private var isDone = false
+    private var errorMessage: String?
+    private var usage = Usage()
+
+    init(endpoint: InferenceEndpoint) {
+        completesWithoutDone = endpoint == .embed || endpoint == .embeddings
+    }
+
+    mutating func objectDidBegin() {
+        if !modelValue.isEmpty {
+            modelValue.removeAll(keepingCapacity: true)
+        }
+        isDone = false
+        errorMessage = nil
+        usage = Usage()
+    }
+
+    func memberID(forKey key: UnsafeRawBufferPointer) -> UInt8? {
+        let member: Member?
+        switch key.count {
+        case 4: member = key.hasBytes("done") ? .done : nil
+        case 5:
+            member = key.hasBytes("model") ? .model : key.hasBytes("error") ? .error : nil
+        case 10: member = key.hasBytes("eval_count") ? .evalCount : nil
+        case 13: member = key.hasBytes("eval_duration") ? .evalDuration : key.hasBytes("load_duration") ? .loadDuration : nil
+        case 14: member = key.hasBytes("total_duration") ? .totalDuration : nil
+        case 17: member = key.hasBytes("prompt_eval_count") ? .promptEvalCount : nil
+        case 20: member = key.hasBytes("prompt_eval_duration") ? .promptEvalDuration : nil
+        default: member = nil
+        }
+        return member?.rawValue
+    }
+
+    mutating func member(_ id: UInt8, value: UnsafeRawBufferPointer) -> Bool {
+        guard let member = Member(rawValue: id) else { return true }
+        var scanner = JSONScanner(value)
+        switch member {
+        case .model:
+            modelValue.removeAll(keepingCapacity: true)
+            modelValue.append(contentsOf: value)
+            return true
+        case .done:
+            isDone = scanner.readBool() == true
+            // A chunk that is not the last one has nothing else we need.
+            return isDone || completesWithoutDone
+        case .error:
+            errorMessage = ErrorMessage.read(&scanner)
+        case .totalDuration:
+            usage.totalDurationNanos = scanner.readCount()
+        case .loadDuration:
+            usage.loadDurationNanos = scanner.readCount()
+        case .promptEvalDuration:
+            usage.promptEvalDurationNanos = scanner.readCount()
+        case .evalDuration:
+            usage.evalDurationNanos = scanner.readCount()
+        case .promptEvalCount:
+            usage.promptTokens = scanner.readCount().flatMap(Int.init(exactly:))
+        case .evalCount:
+            usage.completionTokens = scanner.readCount().flatMap(Int.init(exactly:))
+        }
+        // A value that is not exactly one well-formed JSON value makes the whole object unreadable.
+        return scanner.isCleanlyFinished()
+    }
+
+    mutating func objectDidEnd(_ outcome: inout UsageOutcome) {
+        if let errorMessage {
+            outcome.fail(message: errorMessage)
+            return
+        }
+        guard isDone || completesWithoutDone else { return }
+        var final = usage
+        final.model = modelValue.isEmpty ? nil : modelValue.withUnsafeBytes { bytes in
+            var scanner = JSONScanner(bytes)
+            return scanner.readString()
+        }
+        outcome.complete(with: final)
+    }
+}
+
+/// Reads the message of an error reported inside a 2xx body, in any of the shapes Ollama's APIs use:
+/// a string (`{"error":"..."}`), or an object with a `message` (`{"error":{"message":"..."}}`).
+enum ErrorMessage {
+    /// The message, a fallback when the error carries none, or nil when the value is `null` (no error:
+    /// Responses objects carry `"error":null`).
+    static func read(_ scanner: inout JSONScanner, fallback: String = "error") -> String? {
+        switch scanner.peekKind() {
+        case .null:
+            scanner.skipValue()
+            return nil
+        case .string:
+            return scanner.readString() ?? fallback
+        case .object:
+            return readMessage(inObject: &scanner) ?? fallback
+        default:
+            scanner.skipValue()
+            return fallback
+        }
+    }
+
+    /// The `message` string member of the object at the scanner, consuming the object.
+    static func readMessage(inObject scanner: inout JSONScanner) -> String? {
+        guard scanner.enterObject() else {
+            scanner.skipValue()
+            return nil
+        }
+        var message: String?
+        _ = scanner.forEachMember { scanner, key in
+            if key.hasBytes("message") {
+                message = scanner.readString()
+            } else {
+                scanner.skipValue()
+            }
+        }
+        return message
+    }
+}

@@ -1,0 +1,151 @@
+/// Reads usage from the OpenAI-compatible `/v1/chat/completions`, `/v1/completions` and `/v1/embeddings`.
+///
+/// Streams carry usage only when `stream_options.include_usage` is set, in a final usage-only chunk
+/// (`"choices":[]` with a `usage` object). `/v1/completions` additionally puts a zero `usage` on every
+/// chunk that has choices: only the usage-only chunk counts, so "usage present" alone is never enough.
+/// Non-streaming replies carry `usage` in the single document.
+struct OpenAIUsageReader {
+    /// Per-event work for chunks without usage or error is one pass looking for those keys.
+    mutating func event(data: UnsafeRawBufferPointer, outcome: inout UsageOutcome) -> SSEEventKind {
+        guard ByteScan.containsUsageOrErrorKey(data) else { return .ordinary }
+        var scanner = JSONScanner(data)
+        guard scanner.enterObject() else { return .ordinary }
+        var model: JSONScanner.RawString?
+        var hasChoices = false
+        var counts: TokenCounts?
+        var errorMessage: String?
+        let isWellFormed = scanner.forEachMember { scanner, key in
+            if key.hasBytes("model") {
+                model = scanner.readRawString()
+            } else if key.hasBytes("choices") {
+                // `[]`, `null` or absent: no choices. Anything else: a chunk a client expects to see.
+                if scanner.peekKind() == .null {
+                    scanner.skipValue()
+                    hasChoices = false
+                } else {
+                    hasChoices = !scanner.readIsEmptyArray()
+                }
+            } else if key.hasBytes("usage") {
+                counts = TokenCounts.read(&scanner, prompt: "prompt_tokens", completion: "completion_tokens")
+            } else if key.hasBytes("error") {
+                errorMessage = ErrorMessage.read(&scanner)
+            } else {
+                scanner.skipValue()
+            }
+        }
+        guard isWellFormed, scanner.isCleanlyFinished() else { return .ordinary }
+        if let errorMessage {
+            outcome.fail(message: errorMessage)
+            return .ordinary
+        }
+        guard let counts, !hasChoices else { return .ordinary }
+        outcome.complete(with: Usage(
+            model: model.flatMap { scanner.string($0) },
+            promptTokens: counts.prompt,
+            completionTokens: counts.completion
+        ))
+        return .usageOnly
+    }
+}
+
+/// Reads usage from a single JSON document: the non-streaming replies of every compatibility endpoint
+/// (OpenAI chat, completions, embeddings and Responses; Anthropic messages), whose usage objects differ
+/// only in key names.
+struct CompatDocumentUsageReader {
+    private enum Member: UInt8 {
+        case model, usage, error, type
+    }
+
+    private enum Flavor {
+        /// `usage.prompt_tokens` / `usage.completion_tokens`.
+        case openAI
+        /// `usage.input_tokens` / `usage.output_tokens`.
+        case responses
+        /// Like Responses, plus cache token fields that count as prompt tokens; errors are `"type":"error"`.
+        case anthropic
+    }
+
+    private let flavor: Flavor
+    private var model: String?
+    private var counts: TokenCounts?
+    private var errorMessage: String?
+    private var isErrorType = false
+
+    init(endpoint: InferenceEndpoint) {
+        switch endpoint {
+        case .responses: flavor = .responses
+        case .messages: flavor = .anthropic
+        default: flavor = .openAI
+        }
+    }
+
+    mutating func objectDidBegin() {
+        model = nil
+        counts = nil
+        errorMessage = nil
+        isErrorType = false
+    }
+
+    func memberID(forKey key: UnsafeRawBufferPointer) -> UInt8? {
+        let member: Member? =
+            key.hasBytes("model") ? .model
+            : key.hasBytes("usage") ? .usage
+            : key.hasBytes("error") ? .error
+            : key.hasBytes("type") ? .type
+            : nil
+        return member?.rawValue
+    }
+
+    mutating func member(_ id: UInt8, value: UnsafeRawBufferPointer) -> Bool {
+        guard let member = Member(rawValue: id) else { return true }
+        var scanner = JSONScanner(value)
+        switch member {
+        case .model:
+            model = scanner.readString()
+        case .usage:
+            switch flavor {
+            case .openAI: counts = TokenCounts.read(&scanner, prompt: "prompt_tokens", completion: "completion_tokens")
+            case .responses: counts = TokenCounts.read(&scanner, prompt: "input_tokens", completion: "output_tokens")
+            case .anthropic: counts = AnthropicCounts.read(&scanner)?.tokenCounts
+            }
+        case .error:
+            errorMessage = ErrorMessage.read(&scanner)
+        case .type:
+            isErrorType = scanner.readRawString().map { scanner.string($0) == "error" } ?? false
+        }
+        return scanner.isCleanlyFinished()
+    }
+
+    mutating func objectDidEnd(_ outcome: inout UsageOutcome) {
+        if errorMessage != nil || (flavor == .anthropic && isErrorType) {
+            outcome.fail(message: errorMessage ?? "error")
+            return
+        }
+        outcome.complete(with: Usage(model: model, promptTokens: counts?.prompt, completionTokens: counts?.completion))
+    }
+}
+
+/// Prompt and completion token counts of a usage object.
+struct TokenCounts: Equatable {
+    var prompt: Int?
+    var completion: Int?
+
+    /// Reads a usage object's two counts; nil (value consumed) when the value is not an object, e.g. `null`.
+    static func read(_ scanner: inout JSONScanner, prompt promptKey: StaticString, completion completionKey: StaticString) -> TokenCounts? {
+        guard scanner.enterObject() else {
+            scanner.skipValue()
+            return nil
+        }
+        var counts = TokenCounts()
+        let isWellFormed = scanner.forEachMember { scanner, key in
+            if key.hasBytes(promptKey) {
+                counts.prompt = scanner.readCount().flatMap(Int.init(exactly:))
+            } else if key.hasBytes(completionKey) {
+                counts.completion = scanner.readCount().flatMap(Int.init(exactly:))
+            } else {
+                scanner.skipValue()
+            }
+        }
+        return isWellFormed ? counts : nil
+    }
+}

@@ -1,0 +1,146 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+import Testing
+
+/// The real `ollama-metrics-proxy` binary, started as users start it.
+@Suite struct CommandLineInterface {
+    /// The binary SwiftPM built next to this test bundle.
+    static var binary: URL {
+        let testExecutable = URL(fileURLWithPath: try! FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+        var directory = testExecutable.deletingLastPathComponent()
+        while !FileManager.default.fileExists(atPath: directory.appendingPathComponent("ollama-metrics-proxy").path),
+            directory.path != "/"
+        {
+            directory = directory.deletingLastPathComponent()
+        }
+        return directory.appendingPathComponent("ollama-metrics-proxy")
+    }
+
+    /// A started binary, stopped by its PID when the test ends.
+    final class RunningProxy: @unchecked Sendable {
+        let process = Process()
+        let stderr = Pipe()
+        private let lock = NSLock()
+        private var output = ""
+
+        init(_ arguments: [String]) throws {
+            self.process.executableURL = CommandLineInterface.binary
+            self.process.arguments = arguments
+            self.process.standardError = self.stderr
+            self.process.standardOutput = FileHandle.nullDevice
+            self.stderr.fileHandleForReading.readabilityHandler = { [weak self] handle in
+                let data = handle.availableData
+                guard let self, !data.isEmpty else { return }
+                self.lock.withLock { self.output += String(decoding: data, as: UTF8.self) }
+            }
+            try self.process.run()
+        }
+
+        var log: String { self.lock.withLock { self.output } }
+
+        /// Waits for the process to exit (or kills it after `timeout`); returns its status.
+        func waitForExit(timeout: Duration = .seconds(20)) async -> Int32 {
+            let deadline = ContinuousClock.now + timeout
+            while self.process.isRunning, ContinuousClock.now < deadline {
+                try? await Task.sleep(for: .milliseconds(20))
+            }
+            if self.process.isRunning { kill(self.process.processIdentifier, SIGKILL) }
+            self.process.waitUntilExit()
+            try? await Task.sleep(for: .milliseconds(50))  // let the last stderr bytes arrive
+            return self.process.terminationStatus
+        }
+
+        /// The port in a startup line `… <prefix><host>:<port> …`.
+        func waitForPort(after prefix: String, timeout: Duration = .seconds(20)) async -> Int? {
+            let deadline = ContinuousClock.now + timeout
+            while ContinuousClock.now < deadline, self.process.isRunning {
+                if let range = self.log.firstRange(of: prefix) {
+                    let rest = self.log[range.upperBound...]
+                    let address = rest.prefix { !$0.isWhitespace && $0 != "," }
+                    if let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]) {
+                        return port
+                    }
+                }
+                try? await Task.sleep(for: .milliseconds(20))
+            }
+            return nil
+        }
+
+        func stop() async -> Int32 {
+            if self.process.isRunning { kill(self.process.processIdentifier, SIGTERM) }
+            return await self.waitForExit()
+        }
+    }
+
+    @Test func helpListsTheFlagsAndVersionPrintsTheVersion() async throws {
+        let help = try RunningProxy(["--help"])
+        #expect(await help.waitForExit() == 0)
+        let version = try RunningProxy(["--version"])
+        #expect(await version.waitForExit() == 0)
+    }
+
+    @Test(arguments: [
+        (["--ollama-url", "ftp://x"], "invalid --ollama-url 'ftp://x'"),
+        (["--listen", "11435"], "invalid listen address '11435'"),
+        (["--metrics-listen=:99999"], "invalid port in listen address ':99999'"),
+        (["--log-level", "loud"], "invalid --log-level 'loud'"),
+    ])
+    func badFlagsGiveOneClearLineAndExitOne(arguments: [String], message: String) async throws {
+        let proxy = try RunningProxy(arguments)
+        #expect(await proxy.waitForExit() == 1)
+        #expect(proxy.log.hasPrefix("ollama-metrics-proxy: \(message)"))
+        #expect(proxy.log.split(separator: "\n").count == 1, "one line, no stack trace: \(proxy.log)")
+    }
+
+    @Test func anAddressInUseIsReportedByName() async throws {
+        let occupied = try await ServerBootstrapHolder.listen()
+        defer { Task { await occupied.close() } }
+        let proxy = try RunningProxy(["--listen", "127.0.0.1:\(occupied.port)", "--metrics-listen", "127.0.0.1:0"])
+        #expect(await proxy.waitForExit() == 1)
+        #expect(proxy.log == "ollama-metrics-proxy: cannot listen on 127.0.0.1:\(occupied.port) (--listen): address already in use\n")
+    }
+
+    @Test func systemdUnitFlagsWorkVerbatimAndTheBinaryProxiesAndMeasures() async throws {
+        try await ProxyHarness.with { harness in
+            // The unit's `--flag=value` form, and the Go tool's single-dash form.
+            let proxy = try RunningProxy([
+                "--listen=127.0.0.1:0", "-metrics-listen", "127.0.0.1:0",
+                "-ollama-url=http://127.0.0.1:\(harness.simulator.port)",
+            ])
+            let proxyPort = try #require(await proxy.waitForPort(after: "listening on "))
+            let metricsPort = try #require(await proxy.waitForPort(after: "metrics on "))
+            let proxyAddress = try SocketAddress(ipAddress: "127.0.0.1", port: proxyPort)
+            let metricsAddress = try SocketAddress(ipAddress: "127.0.0.1", port: metricsPort)
+
+            let response = try await httpRequest(
+                proxyAddress, .POST, "/api/chat", body: #"{"model":"llama3.2","messages":[{"role":"user","content":"hi"}]}"#
+            )
+            #expect(response.status == 200)
+            let scrape = try await httpRequest(metricsAddress, .GET, "/metrics")
+            #expect(scrape.header("content-type") == "text/plain; version=0.0.4; charset=utf-8")
+            let metrics = MetricsScrape(text: scrape.bodyString)
+            #expect(metrics.value("ollama_requests_total", ["model": "llama3.2", "endpoint": "/api/chat"]) == 1)
+            #expect(try await httpRequest(metricsAddress, .GET, "/").status == 404)
+
+            #expect(await proxy.stop() == 0, "SIGTERM is a clean exit: \(proxy.log)")
+            #expect(proxy.log.contains("forwarding to http://127.0.0.1:\(harness.simulator.port)"))
+        }
+    }
+}
+
+/// A listener that occupies a port for the address-in-use test.
+struct ServerBootstrapHolder: Sendable {
+    let channel: Channel
+    var port: Int { self.channel.localAddress!.port! }
+
+    static func listen() async throws -> ServerBootstrapHolder {
+        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .bind(host: "127.0.0.1", port: 0).get()
+        return ServerBootstrapHolder(channel: channel)
+    }
+
+    func close() async { try? await self.channel.close() }
+}
+
+import NIOPosix

@@ -1,0 +1,151 @@
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Testing
+
+/// Disconnects, dead upstreams, silences and load: nothing breaks and nothing is lost or leaked.
+@Suite struct Failures {
+    @Test func clientHangingUpStopsTheGenerationUpstreamAndReleasesTheGauge() async throws {
+        try await ProxyHarness.with { harness in
+            let connection = try await TestHTTPConnection.connect(to: harness.proxyAddress)
+            try await connection.send(
+                .POST, "/api/chat", headers: [("X-Sim-Tokens", "1000"), ("X-Sim-Token-Delay-Ms", "50")],
+                body: ByteBuffer(string: #"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#)
+            )
+            _ = await connection.nextPart()  // head
+            _ = await connection.nextPart()  // first token
+            await connection.close()
+
+            #expect(await harness.simulator.waitForCancellations(1, timeout: .seconds(5)))
+            let series = ["model": "m", "endpoint": "/api/chat"]
+            let metrics = try await harness.scrape { $0.value("ollama_active_requests", series) == 0 }
+            #expect(metrics.value("ollama_active_requests", series) == 0)
+            #expect((metrics.value("ollama_requests_total", series) ?? 0) == 0)
+            #expect(metrics.value("ollama_request_duration_seconds_count", series) == 1)
+        }
+    }
+
+    @Test func clientHangingUpBeforeOllamaAnswersIsPropagatedToo() async throws {
+        try await ProxyHarness.with { harness in
+            let connection = try await TestHTTPConnection.connect(to: harness.proxyAddress)
+            try await connection.send(
+                .POST, "/api/generate", headers: [("X-Sim-Header-Delay-Ms", "30000")],
+                body: ByteBuffer(string: #"{"model":"m","prompt":"hi"}"#)
+            )
+            // Wait until Ollama has the request, then give up on it as a user pressing Ctrl-C would.
+            let deadline = ContinuousClock.now + .seconds(5)
+            while harness.simulator.requests.isEmpty, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            await connection.close()
+            #expect(await harness.simulator.waitForCancellations(1, timeout: .seconds(5)))
+            let series = ["model": "m", "endpoint": "/api/generate"]
+            let metrics = try await harness.scrape { $0.value("ollama_active_requests", series) == 0 }
+            #expect(metrics.value("ollama_active_requests", series) == 0)
+        }
+    }
+
+    @Test func unreachableOllamaGives502InTheCallersDialect() async throws {
+        // A port that was just free: nothing listens there.
+        let port = try await freeLoopbackPort()
+        try await ProxyHarness.with(upstreamURL: "http://127.0.0.1:\(port)") { harness in
+            let native = try await harness.viaProxy(.POST, "/api/chat", body: #"{"model":"m","messages":[]}"#)
+            #expect(native.status == 502)
+            #expect(native.header("content-type") == "application/json; charset=utf-8")
+            #expect(native.bodyString.hasPrefix(#"{"error":"cannot reach Ollama at http://127.0.0.1:\#(port)"#))
+
+            let openAI = try await harness.viaProxy(.POST, "/v1/chat/completions", body: #"{"model":"m","messages":[]}"#)
+            #expect(openAI.status == 502)
+            #expect(openAI.bodyString.hasPrefix(#"{"error":{"message":"cannot reach Ollama"#))
+
+            let anthropic = try await harness.viaProxy(.POST, "/v1/messages", body: #"{"model":"m","max_tokens":1,"messages":[]}"#)
+            #expect(anthropic.status == 502)
+            #expect(anthropic.bodyString.hasPrefix(#"{"type":"error","error":{"type":"api_error","message":"cannot reach Ollama"#))
+
+            let passThrough = try await harness.viaProxy(.GET, "/api/tags")
+            #expect(passThrough.status == 502)
+
+            let metrics = try await harness.scrape()
+            #expect(metrics.value("ollama_active_requests", ["model": "m", "endpoint": "/api/chat"]) == 0)
+            #expect((metrics.value("ollama_requests_total", ["model": "m", "endpoint": "/api/chat"]) ?? 0) == 0)
+        }
+    }
+
+    @Test func ollamaDyingMidStreamCutsTheClientAndReleasesTheGauge() async throws {
+        try await ProxyHarness.with { harness in
+            let connection = try await TestHTTPConnection.connect(to: harness.proxyAddress)
+            try await connection.send(
+                .POST, "/api/chat", headers: [("X-Sim-Tokens", "10"), ("X-Sim-Drop-After", "3")],
+                body: ByteBuffer(string: #"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#)
+            )
+            do {
+                _ = try await connection.readResponse()
+                Issue.record("a truncated stream must not look complete to the client")
+            } catch TestClientError.truncated(let partial) {
+                #expect(partial.bodyString.contains(#""done":false"#))
+            }
+            let series = ["model": "m", "endpoint": "/api/chat"]
+            let metrics = try await harness.scrape { $0.value("ollama_active_requests", series) == 0 }
+            #expect(metrics.value("ollama_active_requests", series) == 0)
+            #expect((metrics.value("ollama_requests_total", series) ?? 0) == 0)
+        }
+    }
+
+    @Test func longSilenceBeforeTheFirstTokenIsNotATimeout() async throws {
+        try await ProxyHarness.with { harness in
+            let response = try await harness.viaProxy(
+                .POST, "/api/generate", headers: [("X-Sim-Header-Delay-Ms", "4000")],
+                body: #"{"model":"slow-load","prompt":"hi"}"#
+            )
+            #expect(response.status == 200)
+            #expect(response.bodyString.contains(#""done":true"#))
+            let metrics = try await harness.scrape()
+            #expect(metrics.value("ollama_requests_total", ["model": "slow-load", "endpoint": "/api/generate"]) == 1)
+        }
+    }
+
+    @Test func fiftyConcurrentStreamsAreCountedExactly() async throws {
+        try await ProxyHarness.with { harness in
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for index in 0..<50 {
+                    group.addTask {
+                        let (uri, body): (String, String) = switch index % 3 {
+                        case 0: ("/api/chat", #"{"model":"a","messages":[{"role":"user","content":"hi"}]}"#)
+                        case 1: ("/v1/chat/completions", #"{"model":"b","stream":true,"messages":[{"role":"user","content":"hi"}]}"#)
+                        default: ("/v1/messages", #"{"model":"c","stream":true,"max_tokens":9,"messages":[{"role":"user","content":"hi"}]}"#)
+                        }
+                        let response = try await harness.viaProxy(
+                            .POST, uri, headers: [("X-Sim-Tokens", "\(1 + index % 7)"), ("X-Sim-Token-Delay-Ms", "5")],
+                            body: body
+                        )
+                        #expect(response.status == 200)
+                    }
+                }
+                try await group.waitForAll()
+            }
+            var expectedTokens: [String: Double] = ["a": 0, "b": 0, "c": 0]
+            var expectedRequests: [String: Double] = ["a": 0, "b": 0, "c": 0]
+            for index in 0..<50 {
+                let model = ["a", "b", "c"][index % 3]
+                expectedTokens[model]! += Double(1 + index % 7)
+                expectedRequests[model]! += 1
+            }
+            let metrics = try await harness.scrape()
+            for (model, endpoint) in [("a", "/api/chat"), ("b", "/v1/chat/completions"), ("c", "/v1/messages")] {
+                #expect(metrics.value("ollama_requests_total", ["model": model, "endpoint": endpoint]) == expectedRequests[model])
+                #expect(metrics.value("ollama_completion_tokens_total", ["model": model]) == expectedTokens[model])
+                #expect(metrics.value("ollama_prompt_tokens_total", ["model": model]) == 7 * expectedRequests[model]!)
+                #expect(metrics.value("ollama_active_requests", ["model": model, "endpoint": endpoint]) == 0)
+            }
+        }
+    }
+}
+
+/// A loopback port nobody listens on (bound and released by the kernel a moment ago).
+func freeLoopbackPort() async throws -> Int {
+    let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        .bind(host: "127.0.0.1", port: 0).get()
+    let port = channel.localAddress!.port!
+    try await channel.close()
+    return port
+}

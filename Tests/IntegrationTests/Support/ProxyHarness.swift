@@ -1,0 +1,87 @@
+import Logging
+import NIOCore
+import NIOPosix
+import OllamaMetricsProxy
+import OllamaSimulator
+
+/// A simulator and a proxy in front of it, both on kernel-chosen loopback ports, torn down after the test.
+struct ProxyHarness: Sendable {
+    let simulator: OllamaSimulator
+    let proxy: ProxyServer
+
+    var proxyAddress: SocketAddress { self.proxy.proxyAddress! }
+    var metricsAddress: SocketAddress { self.proxy.metricsAddress! }
+    var simulatorAddress: SocketAddress { try! SocketAddress(ipAddress: "127.0.0.1", port: self.simulator.port) }
+
+    static func with<T: Sendable>(
+        upstreamBasePath: String = "",
+        upstreamURL: String? = nil,
+        maxModelLabels: Int = 100,
+        _ body: @Sendable (ProxyHarness) async throws -> T
+    ) async throws -> T {
+        let simulator = try await OllamaSimulator.start(host: "127.0.0.1", port: 0)
+        let upstream = try UpstreamURL(parsing: upstreamURL ?? "http://127.0.0.1:\(simulator.port)\(upstreamBasePath)")
+        let configuration = ProxyConfiguration(
+            listen: ListenAddress(host: "127.0.0.1", port: 0),
+            metricsListen: ListenAddress(host: "127.0.0.1", port: 0),
+            upstream: upstream,
+            maxModelLabels: maxModelLabels,
+            threads: 2
+        )
+        var logger = Logger(label: "test-proxy")
+        logger.logLevel = .critical
+        let proxy = ProxyServer(configuration: configuration, logger: logger)
+        do {
+            try await proxy.start()
+        } catch {
+            try? await simulator.shutdown()
+            throw error
+        }
+        let harness = ProxyHarness(simulator: simulator, proxy: proxy)
+        do {
+            let result = try await body(harness)
+            await proxy.shutdown(drainTimeout: .seconds(2))
+            try? await simulator.shutdown()
+            return result
+        } catch {
+            await proxy.shutdown(drainTimeout: .seconds(2))
+            try? await simulator.shutdown()
+            throw error
+        }
+    }
+
+    /// One request through the proxy on a fresh connection.
+    func viaProxy(
+        _ method: HTTPMethod, _ uri: String, headers: [(String, String)] = [], body: String? = nil
+    ) async throws -> ReceivedResponse {
+        try await httpRequest(self.proxyAddress, method, uri, headers: headers, body: body)
+    }
+
+    /// The same request straight to the simulator, to compare.
+    func direct(
+        _ method: HTTPMethod, _ uri: String, headers: [(String, String)] = [], body: String? = nil
+    ) async throws -> ReceivedResponse {
+        try await httpRequest(self.simulatorAddress, method, uri, headers: headers, body: body)
+    }
+
+    func scrape() async throws -> MetricsScrape {
+        let response = try await httpRequest(self.metricsAddress, .GET, "/metrics")
+        return MetricsScrape(text: response.bodyString)
+    }
+
+    /// Polls the metrics until `condition` holds (a request's metrics are final before the client sees its
+    /// last byte, but a disconnect is noticed asynchronously). Gives up after `timeout`.
+    func scrape(until condition: (MetricsScrape) -> Bool, timeout: Duration = .seconds(10)) async throws
+        -> MetricsScrape
+    {
+        let deadline = ContinuousClock.now + timeout
+        var scrape = try await self.scrape()
+        while !condition(scrape), ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+            scrape = try await self.scrape()
+        }
+        return scrape
+    }
+}
+
+import NIOHTTP1

@@ -1,0 +1,201 @@
+import NIOCore
+import NIOHTTP1
+import Testing
+
+/// The client sees what Ollama sent: status, headers, bytes, framing and timing.
+@Suite struct Transparency {
+    /// Headers that legitimately differ between two answers: the time they were made.
+    static func comparableHeaders(_ response: ReceivedResponse) -> [String] {
+        response.head.headers.filter { $0.name.lowercased() != "date" }.map { "\($0.name): \($0.value)" }
+    }
+
+    @Test(arguments: [
+        (HTTPMethod.GET, "/api/tags", nil as String?),
+        (.GET, "/api/ps", nil),
+        (.GET, "/api/version", nil),
+        (.GET, "/", nil),
+        (.HEAD, "/", nil),
+        (.GET, "/v1/models", nil),
+        (.POST, "/api/show", #"{"model":"llama3.2"}"#),
+        (.POST, "/api/show", #"{"model":"missing-x"}"#),
+        (.GET, "/no/such/route", nil),
+        (.GET, "/api/generate", nil),
+        (.GET, "/metrics", nil),
+        (.POST, "/api/pull", #"{"model":"llama3.2","stream":false}"#),
+    ])
+    func passThroughIsIdenticalToOllamaDirect(method: HTTPMethod, uri: String, body: String?) async throws {
+        try await ProxyHarness.with { harness in
+            let viaProxy = try await harness.viaProxy(method, uri, body: body)
+            let direct = try await harness.direct(method, uri, body: body)
+            #expect(viaProxy.head.status == direct.head.status)
+            #expect(Self.comparableHeaders(viaProxy) == Self.comparableHeaders(direct))
+            #expect(viaProxy.body == direct.body)
+            #expect(try await harness.scrape().samples.isEmpty, "pass-through requests are not measured")
+        }
+    }
+
+    @Test func streamedInferenceBodiesAreIdenticalToOllamaDirect() async throws {
+        try await ProxyHarness.with { harness in
+            for (uri, body) in [
+                ("/api/generate", #"{"model":"m","prompt":"hi"}"#),
+                ("/api/chat", #"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#),
+                ("/api/chat", #"{"model":"m","messages":[{"role":"user","content":"hi"}],"stream":false}"#),
+            ] {
+                let viaProxy = try await harness.viaProxy(.POST, uri, headers: [("X-Sim-Tokens", "12")], body: body)
+                let direct = try await harness.direct(.POST, uri, headers: [("X-Sim-Tokens", "12")], body: body)
+                #expect(viaProxy.head.status == direct.head.status)
+                #expect(Self.comparableHeaders(viaProxy) == Self.comparableHeaders(direct))
+                #expect(stripCreatedAt(viaProxy.bodyString) == stripCreatedAt(direct.bodyString))
+            }
+        }
+    }
+
+    @Test func upstreamSeesOllamasHostTheQueryStringAndForwardingHeaders() async throws {
+        try await ProxyHarness.with { harness in
+            _ = try await harness.viaProxy(.GET, "/api/tags?verbose=true&x=%2F", headers: [("X-Custom", "kept")])
+            let seen = try #require(harness.simulator.requests.last)
+            #expect(seen.uri == "/api/tags?verbose=true&x=%2F")
+            #expect(seen.headers.first(name: "host") == "127.0.0.1:\(harness.simulator.port)")
+            #expect(seen.headers.first(name: "x-forwarded-for") == "127.0.0.1")
+            #expect(seen.headers.first(name: "x-forwarded-proto") == "http")
+            #expect(seen.headers.first(name: "x-custom") == "kept")
+        }
+    }
+
+    @Test func basePathOfTheOllamaURLIsKept() async throws {
+        // The simulator does not serve under a prefix, so Ollama's 404 shows the path it was asked for.
+        try await ProxyHarness.with(upstreamBasePath: "/ollama") { harness in
+            _ = try await harness.viaProxy(.GET, "/api/tags?x=1")
+            #expect(try #require(harness.simulator.requests.last).uri == "/ollama/api/tags?x=1")
+        }
+    }
+
+    @Test func responsesArriveIncrementallyWhileOllamaIsStillGenerating() async throws {
+        try await ProxyHarness.with { harness in
+            let connection = try await TestHTTPConnection.connect(to: harness.proxyAddress)
+            try await connection.send(
+                .POST, "/api/generate", headers: [("X-Sim-Tokens", "20"), ("X-Sim-Token-Delay-Ms", "100")],
+                body: ByteBuffer(string: #"{"model":"m","prompt":"hi"}"#)
+            )
+            guard case .head(let head) = await connection.nextPart() else { Issue.record("no head"); return }
+            #expect(head.status == .ok)
+            guard case .body(let first) = await connection.nextPart() else { Issue.record("no body"); return }
+            #expect(String(buffer: first).contains(#""done":false"#))
+            // The first token reached the client while the simulator still had 19 to go.
+            #expect(harness.simulator.activeResponses == 1)
+            #expect(try await harness.scrape().value("ollama_active_requests", ["model": "m", "endpoint": "/api/generate"]) == 1)
+            var pieces = 1
+            while let part = await connection.nextPart() {
+                if case .body = part { pieces += 1 }
+                if case .end = part { break }
+            }
+            #expect(pieces >= 20, "one piece per token, not one buffered answer")
+            await connection.close()
+        }
+    }
+
+    @Test func pullProgressStreamsLineByLine() async throws {
+        try await ProxyHarness.with { harness in
+            let viaProxy = try await harness.viaProxy(.POST, "/api/pull", body: #"{"model":"llama3.2"}"#)
+            let direct = try await harness.direct(.POST, "/api/pull", body: #"{"model":"llama3.2"}"#)
+            #expect(viaProxy.body == direct.body)
+            #expect(viaProxy.bodyString.hasSuffix(#"{"status":"success"}"# + "\n"))
+            #expect(viaProxy.pieces.count > 3)
+        }
+    }
+
+    @Test func keepAliveCarriesManyRequestsOnOneConnection() async throws {
+        try await ProxyHarness.with { harness in
+            let connection = try await TestHTTPConnection.connect(to: harness.proxyAddress)
+            for index in 0..<5 {
+                let response = try await connection.request(
+                    .POST, "/api/chat", body: #"{"model":"m","messages":[{"role":"user","content":"\#(index)"}]}"#
+                )
+                #expect(response.status == 200)
+                let tags = try await connection.request(.GET, "/api/tags")
+                #expect(tags.status == 200)
+            }
+            await connection.close()
+            let metrics = try await harness.scrape()
+            #expect(metrics.value("ollama_requests_total", ["model": "m", "endpoint": "/api/chat"]) == 5)
+        }
+    }
+
+    @Test func pipelinedRequestsAreAnsweredInOrder() async throws {
+        try await ProxyHarness.with { harness in
+            let raw = try await RawTCPConnection.connect(to: harness.proxyAddress)
+            let body = #"{"model":"m","messages":[{"role":"user","content":"hi"}],"stream":false}"#
+            try await raw.write(
+                "GET /api/version HTTP/1.1\r\nHost: x\r\n\r\n"
+                    + "POST /api/chat HTTP/1.1\r\nHost: x\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+                    + "GET /api/tags HTTP/1.1\r\nHost: x\r\n\r\n"
+            )
+            let text = try await raw.waitFor { $0.occurrences(of: "HTTP/1.1 200 OK") == 3 && $0.contains(#""models""#) }
+            let version = try #require(text.firstRange(of: #""version""#))
+            let chat = try #require(text.firstRange(of: #""done":true"#))
+            let tags = try #require(text.firstRange(of: #""models""#))
+            #expect(version.lowerBound < chat.lowerBound && chat.lowerBound < tags.lowerBound)
+            await raw.close()
+        }
+    }
+
+    @Test func expectContinueIsAnsweredSoTheClientSendsItsBody() async throws {
+        try await ProxyHarness.with { harness in
+            let raw = try await RawTCPConnection.connect(to: harness.proxyAddress)
+            let body = #"{"model":"m","prompt":"hi","stream":false}"#
+            try await raw.write(
+                "POST /api/generate HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: \(body.utf8.count)\r\n\r\n"
+            )
+            let interim = try await raw.waitFor { $0.contains("100 Continue") }
+            #expect(interim.hasPrefix("HTTP/1.1 100 Continue\r\n"))
+            try await raw.write(body)
+            let text = try await raw.waitFor { $0.contains(#""done":true"#) }
+            #expect(text.contains("HTTP/1.1 200 OK"))
+            await raw.close()
+        }
+    }
+
+    @Test func fiveMegabyteBodiesPassBothWays() async throws {
+        try await ProxyHarness.with { harness in
+            let content = String(repeating: "x", count: 5 * 1024 * 1024)
+            let body = #"{"model":"m","messages":[{"role":"user","content":"\#(content)"}],"stream":false}"#
+            let response = try await harness.viaProxy(.POST, "/api/chat", body: body)
+            #expect(response.status == 200)
+            #expect(try #require(harness.simulator.requests.last).bodyByteCount == body.utf8.count)
+
+            let big = try await harness.viaProxy(
+                .POST, "/api/generate", headers: [("X-Sim-Tokens", "80"), ("X-Sim-Token-Bytes", "65536")],
+                body: #"{"model":"m","prompt":"hi"}"#
+            )
+            #expect(big.body.readableBytes > 5 * 1024 * 1024)
+            let direct = try await harness.direct(
+                .POST, "/api/generate", headers: [("X-Sim-Tokens", "80"), ("X-Sim-Token-Bytes", "65536")],
+                body: #"{"model":"m","prompt":"hi"}"#
+            )
+            #expect(stripCreatedAt(big.bodyString) == stripCreatedAt(direct.bodyString))
+            let metrics = try await harness.scrape()
+            #expect(metrics.value("ollama_completion_tokens_total", ["model": "m"]) == 83)
+        }
+    }
+
+    @Test func largeUploadStreamsWithoutDeadlock() async throws {
+        try await ProxyHarness.with { harness in
+            let connection = try await TestHTTPConnection.connect(to: harness.proxyAddress)
+            let size = 50 * 1024 * 1024
+            let head = HTTPRequestHead(
+                version: .http1_1, method: .POST, uri: "/api/blobs/sha256:abc",
+                headers: HTTPHeaders([("Host", "x"), ("Content-Length", "\(size)")])
+            )
+            connection.channel.write(HTTPClientRequestPart.head(head), promise: nil)
+            let chunk = ByteBuffer(repeating: 0x61, count: 1024 * 1024)
+            for _ in 0..<50 {
+                try await connection.channel.writeAndFlush(HTTPClientRequestPart.body(.byteBuffer(chunk))).get()
+            }
+            try await connection.channel.writeAndFlush(HTTPClientRequestPart.end(nil)).get()
+            let response = try await connection.readResponse()
+            #expect(response.status == 201)
+            #expect(try #require(harness.simulator.requests.last).bodyByteCount == size)
+            await connection.close()
+        }
+    }
+}
