@@ -63,8 +63,9 @@ public enum SimulatedText {
     /// (`a` for token 0, `b` for token 1, … cycling through `z`).
     public static func token(_ index: Int, tokenBytes: Int? = nil) -> String {
         if let tokenBytes {
-            let letter = Character(Unicode.Scalar(UInt8(ascii: "a") + UInt8(index % 26)))
-            return String(repeating: letter, count: tokenBytes)
+            // Built from bytes: String(repeating: Character, …) is far too slow for megabyte responses.
+            let letter = UInt8(ascii: "a") + UInt8(index % 26)
+            return String(decoding: [UInt8](repeating: letter, count: tokenBytes), as: UTF8.self)
         }
         return defaultTokens[index % defaultTokens.count]
     }

@@ -47,7 +47,7 @@ import Testing
 
     @Test func unreachableOllamaGives502InTheCallersDialect() async throws {
         // A port that was just free: nothing listens there.
-        let port = try await freeLoopbackPort()
+        let port = unreachablePort
         try await ProxyHarness.with(upstreamURL: "http://127.0.0.1:\(port)") { harness in
             let native = try await harness.viaProxy(.POST, "/api/chat", body: #"{"model":"m","messages":[]}"#)
             #expect(native.status == 502)
@@ -92,7 +92,8 @@ import Testing
     }
 
     @Test func longSilenceBeforeTheFirstTokenIsNotATimeout() async throws {
-        try await ProxyHarness.with { harness in
+        // Even with a head timeout far shorter than Ollama's silence: it guards request heads only.
+        try await ProxyHarness.with(requestHeadTimeout: .seconds(1)) { harness in
             let response = try await harness.viaProxy(
                 .POST, "/api/generate", headers: [("X-Sim-Header-Delay-Ms", "4000")],
                 body: #"{"model":"slow-load","prompt":"hi"}"#
@@ -101,6 +102,16 @@ import Testing
             #expect(response.bodyString.contains(#""done":true"#))
             let metrics = try await harness.scrape()
             #expect(metrics.value("ollama_requests_total", ["model": "slow-load", "endpoint": "/api/generate"]) == 1)
+        }
+    }
+
+    @Test func aClientThatNeverFinishesItsRequestHeadIsDisconnected() async throws {
+        try await ProxyHarness.with(requestHeadTimeout: .milliseconds(300)) { harness in
+            let raw = try await RawTCPConnection.connect(to: harness.proxyAddress)
+            try await raw.write("POST /api/chat HTTP/1.1\r\nHost: x\r\nContent-Le")
+            _ = try await raw.waitFor(timeout: .seconds(10)) { _ in raw.isClosed }
+            #expect(raw.isClosed)
+            #expect(harness.simulator.requests.isEmpty)
         }
     }
 
@@ -141,11 +152,6 @@ import Testing
     }
 }
 
-/// A loopback port nobody listens on (bound and released by the kernel a moment ago).
-func freeLoopbackPort() async throws -> Int {
-    let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-        .bind(host: "127.0.0.1", port: 0).get()
-    let port = channel.localAddress!.port!
-    try await channel.close()
-    return port
-}
+/// A loopback port nothing listens on: port 1 (TCP port service multiplexer) is never served on a test
+/// machine, and unlike a port freed a moment ago, the kernel cannot hand it to another test's listener.
+let unreachablePort = 1

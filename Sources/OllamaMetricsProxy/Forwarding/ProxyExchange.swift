@@ -172,6 +172,7 @@ final class ProxyExchange {
             connection.close()
         }
         self.upstreamState = .gone
+        self.record?.fail(.clientDisconnected)
         self.record?.finish()
     }
 
@@ -248,6 +249,7 @@ final class ProxyExchange {
                 "path": "\(UpstreamRequestHead.path(of: self.clientHead.uri))", "error": "\(error)",
             ]
         )
+        self.record?.fail(.upstreamUnreachable)
         self.respondBadGateway("cannot reach Ollama at \(self.shared.upstream): \(error)")
     }
 
@@ -333,6 +335,7 @@ extension ProxyExchange: UpstreamConnectionDelegate {
             self.responseState = .streaming
             let (head, keepAlive) = ClientResponseHead.make(from: upstreamHead, requestMethod: self.clientHead.method)
             self.upstreamKeepAlive = keepAlive
+            self.record?.upstreamAnswered(status: Int(upstreamHead.status.code))
             if let endpoint = self.endpoint, let request = self.inferenceRequest,
                 (200..<300).contains(upstreamHead.status.code)
             {
@@ -387,6 +390,7 @@ extension ProxyExchange: UpstreamConnectionDelegate {
         }
         if !self.streamErrorReported, let message = self.inspector!.streamErrorMessage {
             self.streamErrorReported = true
+            self.record?.fail(.streamError)
             self.shared.logger.warning(
                 "Ollama reported an error inside a response",
                 metadata: [
@@ -423,6 +427,7 @@ extension ProxyExchange: UpstreamConnectionDelegate {
                     "path": "\(UpstreamRequestHead.path(of: self.clientHead.uri))", "error": "\(reason)",
                 ]
             )
+            self.record?.fail(.upstreamUnreachable)
             self.respondBadGateway("Ollama at \(self.shared.upstream) closed the connection: \(reason)")
         case .streaming:
             self.shared.logger.error(
@@ -436,6 +441,7 @@ extension ProxyExchange: UpstreamConnectionDelegate {
                 _ = self.inspector!.finish()
                 self.takeInspectionResults()
             }
+            self.record?.fail(.upstreamDisconnected)
             self.abortClient()
         }
     }

@@ -75,7 +75,6 @@ struct SSEEventSplitter {
         data = EventField(limit: sizeLimit)
     }
 
-    // swiftlint:disable:next function_body_length
     mutating func feed<Consumer: SSEEventConsumer>(_ piece: UnsafeRawBufferPointer, into consumer: inout Consumer) -> SSEForwarding {
         let end = piece.count
         guard end > 0 else { return .everything }

@@ -123,7 +123,6 @@ struct StreamingObjectReader {
         releaseCaptureStorage()
     }
 
-    // swiftlint:disable:next cyclomatic_complexity function_body_length
     private mutating func consume<Consumer: ObjectMemberConsumer>(_ bytes: UnsafeRawBufferPointer, into consumer: inout Consumer) {
         let end = bytes.count
         var index = 0

@@ -1,29 +1,103 @@
 import NIOConcurrencyHelpers
 
-/// Bounds the values of the `model` label, which clients choose: the first `limit` distinct names get
-/// their own series, later new names share the overflow value, so a client cannot blow up the registry.
+/// Bounds the values of the `model` label, which clients choose, so that no client can blow up the
+/// registry: at most `limit` distinct names get series of their own, later new names share `overflow`.
+///
+/// A name becomes permanent once Ollama has answered 2xx for it. Until then it is provisional, and if
+/// Ollama rejects it as unknown (404) while no other request uses it, it is evicted with its series, so
+/// typos and junk names do not use up the budget.
 final class ModelLabelPolicy: Sendable {
     /// The label of requests that name no model.
     static let unknown = "unknown"
     /// The label shared by new model names once the bound is reached.
     static let overflow = "__overflow__"
+    /// The label under which requests for a model Ollama rejected (404) are recorded once it is evicted.
+    static let rejected = "__rejected__"
+
+    /// How a request's model name was labelled.
+    struct Admission: Equatable {
+        let label: String
+        /// The name is not yet known to be one Ollama serves.
+        let isProvisional: Bool
+        /// The name was folded into `overflow` because the bound was reached.
+        let overflowed: Bool
+    }
+
+    private struct Provisional {
+        var inFlight = 0
+        var endpoints: Set<InferenceEndpoint> = []
+    }
+
+    private struct State {
+        var permanent: Set<String> = []
+        var provisional: [String: Provisional] = [:]
+        var overflowReported = false
+    }
 
     let limit: Int
-    private let seen: NIOLockedValueBox<Set<String>>
+    private let state = NIOLockedValueBox(State())
 
     init(limit: Int) {
         self.limit = max(0, limit)
-        self.seen = NIOLockedValueBox([])
     }
 
-    /// The label for a model name taken from a request or response.
-    func label(for model: String?) -> String {
-        guard let model, !model.isEmpty else { return Self.unknown }
-        return self.seen.withLockedValue { seen in
-            if seen.contains(model) { return model }
-            guard seen.count < self.limit else { return Self.overflow }
-            seen.insert(model)
-            return model
+    /// The label for a request naming `model`, counted as in flight until `release`.
+    /// Returns whether this is the first overflow (worth one log line).
+    func admit(_ model: String?, endpoint: InferenceEndpoint) -> (admission: Admission, firstOverflow: Bool) {
+        guard let model, !model.isEmpty else {
+            return (Admission(label: Self.unknown, isProvisional: false, overflowed: false), false)
         }
+        return self.state.withLockedValue { state in
+            if state.permanent.contains(model) {
+                return (Admission(label: model, isProvisional: false, overflowed: false), false)
+            }
+            if state.provisional[model] != nil || state.permanent.count + state.provisional.count < self.limit {
+                state.provisional[model, default: Provisional()].inFlight += 1
+                state.provisional[model]!.endpoints.insert(endpoint)
+                return (Admission(label: model, isProvisional: true, overflowed: false), false)
+            }
+            let first = !state.overflowReported
+            state.overflowReported = true
+            return (Admission(label: Self.overflow, isProvisional: false, overflowed: true), first)
+        }
+    }
+
+    /// Ollama answered 2xx for `label`: it is a real model and keeps its series.
+    func confirm(_ label: String) {
+        self.state.withLockedValue { state in
+            guard state.provisional[label] != nil else { return }
+            state.permanent.insert(label)
+        }
+    }
+
+    /// A request with a provisional label ended. If Ollama rejected the model and nothing else uses or
+    /// confirmed the name, it is evicted: `evict` runs under the policy's lock (so no new request can
+    /// recreate the series meanwhile) with every endpoint the name was used on, and true is returned.
+    func release(_ label: String, rejected: Bool, evict: ([InferenceEndpoint]) -> Void) -> Bool {
+        self.state.withLockedValue { state in
+            guard var entry = state.provisional[label] else { return false }
+            entry.inFlight -= 1
+            if state.permanent.contains(label) {
+                if entry.inFlight == 0 { state.provisional[label] = nil } else { state.provisional[label] = entry }
+                return false
+            }
+            guard entry.inFlight == 0 else {
+                state.provisional[label] = entry
+                return false
+            }
+            guard rejected else {
+                // Not a 404 (Ollama down, client gone…): the name keeps its place and stays provisional.
+                state.provisional[label] = entry
+                return false
+            }
+            state.provisional[label] = nil
+            evict(Array(entry.endpoints))
+            return true
+        }
+    }
+
+    /// Names with series of their own (permanent and provisional).
+    var labelCount: Int {
+        self.state.withLockedValue { $0.permanent.count + $0.provisional.count }
     }
 }

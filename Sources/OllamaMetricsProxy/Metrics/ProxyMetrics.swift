@@ -1,3 +1,4 @@
+import Logging
 import NIOConcurrencyHelpers
 import Prometheus
 
@@ -14,6 +15,7 @@ public final class ProxyMetrics: Sendable {
     enum Family {
         case requests, promptTokens, completionTokens, duration, active
         case tokensPerSecond, promptEvalSeconds, generationSeconds, loadSeconds
+        case failures, labelOverflows
 
         var name: String {
             switch self {
@@ -26,6 +28,8 @@ public final class ProxyMetrics: Sendable {
             case .promptEvalSeconds: "ollama_prompt_eval_seconds_total"
             case .generationSeconds: "ollama_token_generation_seconds_total"
             case .loadSeconds: "ollama_model_load_seconds_total"
+            case .failures: "ollama_request_failures_total"
+            case .labelOverflows: "ollama_model_label_overflows_total"
             }
         }
 
@@ -40,6 +44,8 @@ public final class ProxyMetrics: Sendable {
             case .promptEvalSeconds: "Total time evaluating prompts in seconds (Ollama native only)."
             case .generationSeconds: "Total time generating tokens in seconds (Ollama native only)."
             case .loadSeconds: "Total time loading models in seconds (Ollama native only)."
+            case .failures: "Inference requests that did not complete, by reason."
+            case .labelOverflows: "Inference requests recorded under model=\"__overflow__\" because --max-models names were in use."
             }
         }
 
@@ -57,9 +63,49 @@ public final class ProxyMetrics: Sendable {
         self.registry.makeGauge(descriptor: family.descriptor, labels: labels)
     }
 
-    public init(maxModelLabels: Int = 100, registry: PrometheusCollectorRegistry = .init()) {
+    private let logger: Logger
+
+    public init(
+        maxModelLabels: Int = 100,
+        registry: PrometheusCollectorRegistry = .init(),
+        logger: Logger = Logger(label: "ollama-metrics-proxy")
+    ) {
         self.registry = registry
         self.modelLabels = ModelLabelPolicy(limit: maxModelLabels)
+        self.logger = logger
+    }
+
+    /// The label of a request naming `model`; see `ModelLabelPolicy`.
+    func admit(_ model: String?, endpoint: InferenceEndpoint) -> ModelLabelPolicy.Admission {
+        let (admission, firstOverflow) = self.modelLabels.admit(model, endpoint: endpoint)
+        if admission.overflowed {
+            self.counter(.labelOverflows, []).increment()
+            if firstOverflow {
+                self.logger.warning(
+                    "more than --max-models=\(self.modelLabels.limit) distinct model names: new names are recorded as model=\"\(ModelLabelPolicy.overflow)\""
+                )
+            }
+        }
+        return admission
+    }
+
+    /// Ends a provisional label's request; evicts the label's series if Ollama rejected the model.
+    func releaseProvisional(_ label: String, rejected: Bool) -> Bool {
+        self.modelLabels.release(label, rejected: rejected) { endpoints in
+            for endpoint in endpoints {
+                let series = self.requestSeries(model: label, endpoint: endpoint)
+                self.registry.unregisterCounter(series.requests)
+                self.registry.unregisterValueHistogram(series.duration)
+                self.registry.unregisterGauge(series.active)
+                for reason in FailureReason.allCases {
+                    self.registry.unregisterCounter(self.failures(model: label, endpoint: endpoint, reason: reason))
+                }
+            }
+        }
+    }
+
+    func failures(model: String, endpoint: InferenceEndpoint, reason: FailureReason) -> Counter {
+        self.counter(.failures, [("model", model), ("endpoint", endpoint.rawValue), ("reason", reason.rawValue)])
     }
 
     /// The series every inference request touches from its start: looked up once per request.

@@ -26,7 +26,7 @@ public final class ProxyServer: Sendable {
         group: MultiThreadedEventLoopGroup? = nil
     ) {
         self.configuration = configuration
-        self.metrics = metrics ?? ProxyMetrics(maxModelLabels: configuration.maxModelLabels)
+        self.metrics = metrics ?? ProxyMetrics(maxModelLabels: configuration.maxModelLabels, logger: logger)
         self.logger = logger
         self.ownsGroup = group == nil
         self.group = group ?? MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.threads))

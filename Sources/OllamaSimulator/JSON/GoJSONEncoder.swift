@@ -45,47 +45,55 @@ enum GoJSON {
 
     private static let hexDigits = Array("0123456789abcdef".utf8)
 
+    /// Bytes that are not copied as they are: `"`, `\\`, controls, `<`, `>`, `&`, and 0xE2 (may start U+2028/9).
+    private static let specialBytes: [Bool] = (0..<256).map { byte in
+        byte < 0x20 || byte == 0x22 || byte == 0x5C || byte == 0x3C || byte == 0x3E || byte == 0x26 || byte == 0xE2
+    }
+
     static func appendString(_ text: String, to out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
-        let bytes = Array(text.utf8)
-        var index = 0
-        var runStart = 0
-        func flushRun(upTo end: Int, _ out: inout [UInt8]) {
-            if runStart < end { out.append(contentsOf: bytes[runStart..<end]) }
-        }
-        while index < bytes.count {
-            let byte = bytes[index]
-            var escape: [UInt8]? = nil
-            var width = 1
-            switch byte {
-            case UInt8(ascii: "\""): escape = Array(#"\""#.utf8)
-            case UInt8(ascii: "\\"): escape = Array(#"\\"#.utf8)
-            case 0x08: escape = Array(#"\b"#.utf8)
-            case 0x0C: escape = Array(#"\f"#.utf8)
-            case UInt8(ascii: "\n"): escape = Array(#"\n"#.utf8)
-            case UInt8(ascii: "\r"): escape = Array(#"\r"#.utf8)
-            case UInt8(ascii: "\t"): escape = Array(#"\t"#.utf8)
-            case UInt8(ascii: "<"), UInt8(ascii: ">"), UInt8(ascii: "&"):
-                escape = unicodeEscape(UInt16(byte))
-            case 0x00..<0x20:
-                escape = unicodeEscape(UInt16(byte))
-            case 0xE2 where index + 2 < bytes.count && bytes[index + 1] == 0x80
-                && (bytes[index + 2] == 0xA8 || bytes[index + 2] == 0xA9):
-                escape = unicodeEscape(bytes[index + 2] == 0xA8 ? 0x2028 : 0x2029)
-                width = 3
-            default:
-                break
+        var text = text
+        text.withUTF8 { bytes in
+            out.reserveCapacity(out.count + bytes.count + 1)
+            specialBytes.withUnsafeBufferPointer { special in
+                var index = 0
+                var runStart = 0
+                while index < bytes.count {
+                    let byte = bytes[index]
+                    guard special[Int(byte)] else {
+                        index += 1
+                        continue
+                    }
+                    var width = 1
+                    let escape: [UInt8]
+                    switch byte {
+                    case UInt8(ascii: "\""): escape = Array(#"\""#.utf8)
+                    case UInt8(ascii: "\\"): escape = Array(#"\\"#.utf8)
+                    case 0x08: escape = Array(#"\b"#.utf8)
+                    case 0x0C: escape = Array(#"\f"#.utf8)
+                    case UInt8(ascii: "\n"): escape = Array(#"\n"#.utf8)
+                    case UInt8(ascii: "\r"): escape = Array(#"\r"#.utf8)
+                    case UInt8(ascii: "\t"): escape = Array(#"\t"#.utf8)
+                    case 0xE2:
+                        guard index + 2 < bytes.count, bytes[index + 1] == 0x80,
+                            bytes[index + 2] == 0xA8 || bytes[index + 2] == 0xA9
+                        else {
+                            index += 1
+                            continue
+                        }
+                        escape = unicodeEscape(bytes[index + 2] == 0xA8 ? 0x2028 : 0x2029)
+                        width = 3
+                    default:
+                        escape = unicodeEscape(UInt16(byte))  // other controls, <, >, &
+                    }
+                    out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<index]))
+                    out.append(contentsOf: escape)
+                    index += width
+                    runStart = index
+                }
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<bytes.count]))
             }
-            if let escape {
-                flushRun(upTo: index, &out)
-                out.append(contentsOf: escape)
-                index += width
-                runStart = index
-            } else {
-                index += 1
-            }
         }
-        flushRun(upTo: bytes.count, &out)
         out.append(UInt8(ascii: "\""))
     }
 

@@ -17,6 +17,7 @@ struct ProxyHarness: Sendable {
         upstreamBasePath: String = "",
         upstreamURL: String? = nil,
         maxModelLabels: Int = 100,
+        requestHeadTimeout: Duration = .seconds(75),
         _ body: @Sendable (ProxyHarness) async throws -> T
     ) async throws -> T {
         let simulator = try await OllamaSimulator.start(host: "127.0.0.1", port: 0)
@@ -26,6 +27,7 @@ struct ProxyHarness: Sendable {
             metricsListen: ListenAddress(host: "127.0.0.1", port: 0),
             upstream: upstream,
             maxModelLabels: maxModelLabels,
+            requestHeadTimeout: requestHeadTimeout,
             threads: 2
         )
         var logger = Logger(label: "test-proxy")

@@ -80,11 +80,72 @@ import Testing
 
     @Test func modelLabelValuesAreBounded() {
         let policy = ModelLabelPolicy(limit: 2)
-        #expect(policy.label(for: "a") == "a")
-        #expect(policy.label(for: "b") == "b")
-        #expect(policy.label(for: "c") == ModelLabelPolicy.overflow)
-        #expect(policy.label(for: "a") == "a")
-        #expect(policy.label(for: nil) == ModelLabelPolicy.unknown)
-        #expect(policy.label(for: "") == ModelLabelPolicy.unknown)
+        #expect(policy.admit("a", endpoint: .chat).admission.label == "a")
+        #expect(policy.admit("b", endpoint: .chat).admission.label == "b")
+        let third = policy.admit("c", endpoint: .chat)
+        #expect(third.admission.label == ModelLabelPolicy.overflow)
+        #expect(third.firstOverflow)
+        #expect(!policy.admit("d", endpoint: .chat).firstOverflow, "the bound is reported once")
+        #expect(policy.admit("a", endpoint: .generate).admission.label == "a", "existing names keep their series")
+        #expect(policy.admit(nil, endpoint: .chat).admission.label == ModelLabelPolicy.unknown)
+        #expect(policy.admit("", endpoint: .chat).admission.label == ModelLabelPolicy.unknown)
+    }
+
+    @Test func aModelOllamaRejectsGivesItsPlaceBack() {
+        let policy = ModelLabelPolicy(limit: 1)
+        #expect(policy.admit("typo", endpoint: .chat).admission.isProvisional)
+        var evicted: [InferenceEndpoint] = []
+        #expect(policy.release("typo", rejected: true) { evicted = $0 })
+        #expect(evicted == [.chat])
+        #expect(policy.labelCount == 0)
+        let real = policy.admit("llama3.2", endpoint: .chat).admission
+        #expect(real.label == "llama3.2")
+        policy.confirm("llama3.2")
+        #expect(!policy.release("llama3.2", rejected: false) { _ in Issue.record("confirmed names stay") })
+        #expect(policy.admit("llama3.2", endpoint: .chat).admission == .init(label: "llama3.2", isProvisional: false, overflowed: false))
+    }
+
+    @Test func aRejectedNameStillInUseElsewhereIsNotEvicted() {
+        let policy = ModelLabelPolicy(limit: 5)
+        _ = policy.admit("x", endpoint: .chat)
+        _ = policy.admit("x", endpoint: .generate)
+        #expect(!policy.release("x", rejected: true) { _ in Issue.record("still in flight") })
+        var evicted: Set<InferenceEndpoint> = []
+        #expect(policy.release("x", rejected: true) { evicted = Set($0) })
+        #expect(evicted == [.chat, .generate])
+    }
+
+    @Test func everyRequestEndsCompletedOrFailedWithOneReason() {
+        let metrics = ProxyMetrics()
+        let completed = InferenceRecord(metrics: metrics, endpoint: .chat, model: "m")
+        completed.upstreamAnswered(status: 200)
+        completed.complete(with: Usage(promptTokens: 1, completionTokens: 1))
+        completed.fail(.clientDisconnected)  // after the usage: still completed
+        completed.finish()
+        let failed = InferenceRecord(metrics: metrics, endpoint: .chat, model: "m")
+        failed.upstreamAnswered(status: 503)
+        failed.fail(.clientDisconnected)  // the first reason wins
+        failed.finish()
+        let silent = InferenceRecord(metrics: metrics, endpoint: .chat, model: "m")
+        silent.upstreamAnswered(status: 200)
+        silent.finish()
+        let text = self.exposition(metrics)
+        #expect(text.contains(#"ollama_requests_total{model="m",endpoint="/api/chat"} 1"#))
+        #expect(text.contains(#"ollama_request_failures_total{model="m",endpoint="/api/chat",reason="http_5xx"} 1"#))
+        #expect(text.contains(#"ollama_request_failures_total{model="m",endpoint="/api/chat",reason="no_usage"} 1"#))
+        #expect(!text.contains("client_disconnected"))
+    }
+
+    @Test func rejectedModelsAreRecordedUnderOneLabelAndLeaveNoSeries() {
+        let metrics = ProxyMetrics(maxModelLabels: 3)
+        for index in 0..<50 {
+            let record = InferenceRecord(metrics: metrics, endpoint: .generate, model: "missing-\(index)")
+            record.upstreamAnswered(status: 404)
+            record.finish()
+        }
+        let text = self.exposition(metrics)
+        #expect(!text.contains("missing-"))
+        #expect(text.contains(#"ollama_request_failures_total{model="__rejected__",endpoint="/api/generate",reason="http_4xx"} 50"#))
+        #expect(metrics.modelLabels.labelCount == 0)
     }
 }
