@@ -58,8 +58,10 @@ public final class OllamaSimulator: Sendable {
         return "http://\(printableHost):\(port)"
     }
 
-    /// Stops listening and closes every open connection.
+    /// Stops listening and closes every open connection. Responses still in progress end abruptly and are
+    /// recorded as ``RequestOutcome/dropped`` (not as cancellations).
     public func shutdown() async throws {
+        state.beginShutdown()
         try await server.shutdown()
     }
 

@@ -37,6 +37,7 @@ final class SimulatorState: Sendable {
         var nextTicket = 0
         var blobs: [String: Int] = [:]
         var loadedModels: [String] = []
+        var isShuttingDown = false
         var waiters: [Int: WaiterState] = [:]
         var nextWaiterID = 0
 
@@ -144,6 +145,12 @@ final class SimulatorState: Sendable {
             for name in state.gates.keys { state.gates[name]?.isOpen = false }
         }
     }
+
+    /// Marks the simulator as closing its connections: responses cut short now are ``RequestOutcome/dropped``,
+    /// not client cancellations.
+    func beginShutdown() { guarded.withLock { $0.isShuttingDown = true } }
+
+    var isShuttingDown: Bool { guarded.withLock { $0.isShuttingDown } }
 
     // MARK: Gates
 

@@ -73,7 +73,7 @@ struct SimulatorCommand: AsyncParsableCommand {
         let simulator = try await OllamaSimulator.start(host: host, port: port, defaults: behaviour, options: options)
         printLine("ollama-simulator listening on \(simulator.baseURL)")
         let signal = await Self.terminationSignal()
-        printLine("ollama-simulator stopping (signal \(signal))")
+        printLine("ollama-simulator stopping (signal \(signal))", to: STDERR_FILENO)
         try await simulator.shutdown()
     }
 
@@ -93,9 +93,9 @@ struct SimulatorCommand: AsyncParsableCommand {
         return SIGTERM
     }
 
-    /// Writes a line to standard output unbuffered, so that a parent process sees it at once.
-    private func printLine(_ text: String) {
+    /// Writes a line unbuffered (standard output by default), so that a parent process sees it at once.
+    private func printLine(_ text: String, to descriptor: Int32 = STDOUT_FILENO) {
         let bytes = Array((text + "\n").utf8)
-        bytes.withUnsafeBytes { buffer in _ = write(STDOUT_FILENO, buffer.baseAddress, buffer.count) }
+        bytes.withUnsafeBytes { buffer in _ = write(descriptor, buffer.baseAddress, buffer.count) }
     }
 }

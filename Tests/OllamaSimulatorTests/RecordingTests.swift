@@ -82,6 +82,21 @@ import Testing
         }
     }
 
+    @Test func shutdownEndsHeldResponsesWithoutCountingCancellations() async throws {
+        let ollama = try await OllamaSimulator.start(options: .fixture)
+        let connection = try await RawConnection.connect(port: ollama.port)
+        try await connection.send(
+            httpRequest("POST", "/api/generate", port: ollama.port, body: #"{"model":"m","prompt":"p"}"#, headers: [("X-Sim-Gate", "g")])
+        )
+        #expect(await ollama.waitForHeld(atGate: "g"))
+        try await ollama.shutdown()
+        #expect(await connection.waitForClose())
+        #expect(ollama.cancellationCount == 0)
+        #expect(ollama.requests.first?.outcome == .dropped)
+        #expect(ollama.activeResponses == 0)
+        await connection.close()
+    }
+
     @Test func completedResponsesAreNotCancellations() async throws {
         try await withSimulator { ollama in
             for _ in 0..<3 {

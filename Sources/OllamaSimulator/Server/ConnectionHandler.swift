@@ -92,10 +92,11 @@ final class SimulatorConnectionHandler: ChannelInboundHandler, RemovableChannelH
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        let outcome: RequestOutcome = simulator.isShuttingDown ? .dropped : .cancelled
         switch state {
         case .receiving(let receiving):
             let sequence = commit(receiving)
-            simulator.finishRequest(sequence, outcome: .cancelled)
+            simulator.finishRequest(sequence, outcome: outcome)
         case .responding(let response):
             switch response.suspension {
             case .timer(let scheduled): scheduled.cancel()
@@ -103,7 +104,7 @@ final class SimulatorConnectionHandler: ChannelInboundHandler, RemovableChannelH
             case .writability, nil: break
             }
             response.suspension = nil
-            simulator.finishRequest(response.sequence, outcome: .cancelled)
+            simulator.finishRequest(response.sequence, outcome: outcome)
         case .idle, .closed:
             break
         }
