@@ -206,6 +206,20 @@ import Testing
         }
     }
 
+    @Test func inferenceBodiesTooLargeToInspectStreamThroughUntouched() async throws {
+        try await ProxyHarness.with { harness in
+            let content = String(repeating: "y", count: 33 * 1024 * 1024)
+            let body = #"{"model":"m","messages":[{"role":"user","content":"\#(content)"}],"stream":false}"#
+            let response = try await harness.viaProxy(.POST, "/api/chat", body: body)
+            #expect(response.status == 200)
+            #expect(try #require(harness.simulator.requests.last).bodyByteCount == body.utf8.count)
+            let metrics = try await harness.scrape()
+            // The model name was not read from the request, so the request is labelled `unknown`.
+            #expect(metrics.value("ollama_requests_total", ["model": "unknown", "endpoint": "/api/chat"]) == 1)
+            #expect(metrics.value("ollama_completion_tokens_total", ["model": "unknown"]) == 3)
+        }
+    }
+
     @Test func largeUploadStreamsWithoutDeadlock() async throws {
         try await ProxyHarness.with { harness in
             let connection = try await TestHTTPConnection.connect(to: harness.proxyAddress)

@@ -61,6 +61,8 @@ final class ProxyExchange {
     private var sawRequestBodyBytes = false
     private var connectionWasReused = false
     private var retried = false
+    /// Whether anything of this request went to the current upstream connection yet.
+    private var sentHead = false
 
     private var record: InferenceRecord?
     private var inferenceRequest: InferenceRequest?
@@ -209,7 +211,8 @@ final class ProxyExchange {
         )
         self.client.setClientReadsHeld(true)
         self.pendingParts.append(.body(.byteBuffer(buffered)))
-        self.sendOrQueue(.body(.byteBuffer(next)))
+        self.pendingParts.append(.body(.byteBuffer(next)))
+        self.sendPendingIfConnected()
     }
 
     // MARK: - Upstream connection
@@ -265,6 +268,7 @@ final class ProxyExchange {
     private func sendPendingIfConnected() {
         guard case .connected(let connection) = self.upstreamState, let head = self.pendingHead else { return }
         self.pendingHead = nil
+        self.sentHead = true
         connection.write(.head(head))
         for part in self.pendingParts {
             connection.write(part)
@@ -290,6 +294,7 @@ final class ProxyExchange {
             let body = self.replayableBody, self.isRequestComplete
         else { return false }
         self.retried = true
+        self.sentHead = false
         self.upstreamState = .connecting
         self.pendingHead = UpstreamRequestHead.make(
             from: self.clientHead, upstream: self.shared.upstream, clientAddress: self.clientAddress,
@@ -414,6 +419,12 @@ extension ProxyExchange: UpstreamConnectionDelegate {
     func upstreamClosed(error: Error?) {
         guard case .connected = self.upstreamState else { return }
         self.upstreamState = .gone
+        if !self.sentHead && self.connectionWasReused {
+            // An idle pooled connection closed while the request body was still being read: take another.
+            self.upstreamState = .connecting
+            self.acquireConnection()
+            return
+        }
         switch self.responseState {
         case .complete:
             return
