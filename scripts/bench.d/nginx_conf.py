@@ -119,8 +119,18 @@ def main():
 
     upstream_servers = f"""    server {{
         listen 127.0.0.1:{upstream_port} backlog=4096;
-        location = /api/generate {{ default_type application/x-ndjson; return 200 {nginx_quote(generate)}; }}
-        location = /v1/chat/completions {{ default_type text/event-stream; return 200 {nginx_quote(chat)}; }}
+        # Ollama streams with Transfer-Encoding: chunked; `return` would send Content-Length. A sub_filter that
+        # never matches makes nginx drop Content-Length and chunk the body, without changing a byte of it.
+        location = /api/generate {{
+            default_type application/x-ndjson;
+            sub_filter_types application/x-ndjson; sub_filter 'BENCH-NEVER-MATCHES' '';
+            return 200 {nginx_quote(generate)};
+        }}
+        location = /v1/chat/completions {{
+            default_type text/event-stream;
+            sub_filter_types text/event-stream; sub_filter 'BENCH-NEVER-MATCHES' '';
+            return 200 {nginx_quote(chat)};
+        }}
         location = /api/tags {{ default_type "application/json; charset=utf-8"; return 200 {nginx_quote(tags)}; }}
         location / {{ default_type text/plain; return 404 '404 page not found'; }}
     }}"""
