@@ -58,7 +58,11 @@ let package = Package(
         ),
         .testTarget(
             name: "OllamaMetricsProxyTests",
-            dependencies: ["OllamaMetricsProxy"]
+            dependencies: [
+                "OllamaMetricsProxy",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
         ),
         .testTarget(
             name: "OllamaSimulatorTests",
