@@ -94,21 +94,39 @@ public enum SimulatedText {
     static let embeddingValues = ["0.1", "-0.2", "0.3", "-0.4", "0.05", "-0.06", "0.07", "-0.08"]
 }
 
-/// Deterministic identifiers in Ollama's formats, derived from the request's sequence number (1-based, in order of
-/// arrival on one simulator instance).
-enum SimulatedIdentifiers {
+/// Messages the simulator uses for injected failures.
+extension SimulatedText {
+    /// The message for an injected status (`X-Sim-Status`) unless `X-Sim-Error-Message` gives one: Ollama's own
+    /// text for 499 (canceled) and 503 (queue full), `model '<name>' not found` for 404, else
+    /// `simulated error (status N)`.
+    public static func errorMessage(status: Int, model: String) -> String {
+        switch status {
+        case 499: "request canceled"
+        case 503: "server busy, please try again.  maximum pending requests exceeded"
+        case 404: "model '\(model)' not found"
+        default: "simulated error (status \(status))"
+        }
+    }
+
+    /// The message of an injected mid-stream error (`X-Sim-Error-After`) unless `X-Sim-Error-Message` gives one.
+    public static let midStreamErrorMessage = "an error was encountered while running the model: unexpected EOF"
+}
+
+/// Deterministic identifiers in Ollama's formats, derived from the request's sequence number
+/// (``RecordedRequest/sequenceNumber``: 1-based, in order of arrival on one simulator instance).
+public enum SimulatedIdentifiers {
     /// `chatcmpl-N` (N in 0...998, as `rand.Intn(999)`).
-    static func chatCompletion(_ sequence: Int) -> String { "chatcmpl-\(mix(sequence, salt: 1) % 999)" }
+    public static func chatCompletion(_ sequence: Int) -> String { "chatcmpl-\(mix(sequence, salt: 1) % 999)" }
     /// `cmpl-N`.
-    static func completion(_ sequence: Int) -> String { "cmpl-\(mix(sequence, salt: 2) % 999)" }
+    public static func completion(_ sequence: Int) -> String { "cmpl-\(mix(sequence, salt: 2) % 999)" }
     /// `resp_N` (N in 0...999998).
-    static func response(_ sequence: Int) -> String { "resp_\(mix(sequence, salt: 3) % 999_999)" }
+    public static func response(_ sequence: Int) -> String { "resp_\(mix(sequence, salt: 3) % 999_999)" }
     /// `msg_N` for the Responses API output item.
-    static func responseItem(_ sequence: Int) -> String { "msg_\(mix(sequence, salt: 4) % 999_999)" }
+    public static func responseItem(_ sequence: Int) -> String { "msg_\(mix(sequence, salt: 4) % 999_999)" }
     /// `msg_<24 hex>` for Anthropic messages.
-    static func anthropicMessage(_ sequence: Int) -> String { "msg_" + hex24(sequence, salt: 5) }
+    public static func anthropicMessage(_ sequence: Int) -> String { "msg_" + hex24(sequence, salt: 5) }
     /// `req_<24 hex>` for Anthropic error responses.
-    static func anthropicRequest(_ sequence: Int) -> String { "req_" + hex24(sequence, salt: 6) }
+    public static func anthropicRequest(_ sequence: Int) -> String { "req_" + hex24(sequence, salt: 6) }
 
     private static func hex24(_ sequence: Int, salt: UInt64) -> String {
         let high = String(mix(sequence, salt: salt), radix: 16)

@@ -48,8 +48,8 @@ public struct SimulatorBehaviour: Sendable, Equatable {
     /// Non-streaming responses are always held before their first byte. Header `X-Sim-Gate-After`.
     public var gateAfterTokens: Int = 0
     /// Write the events a single Ollama flush produces in one HTTP chunk, as Go really does for OpenAI chat and
-    /// completions (finish, usage and `[DONE]` arrive together). Off by default: one HTTP chunk per event.
-    /// Header `X-Sim-Go-Chunking: 1`.
+    /// completions (finish, usage and `[DONE]` arrive together); Anthropic and Responses flush every event anyway.
+    /// Off by default: one HTTP chunk per event. Header `X-Sim-Go-Chunking: 1`.
     public var coalescesEventsLikeGo: Bool = false
 
     public init() {}
@@ -73,6 +73,11 @@ public struct SimulatorBehaviour: Sendable, Equatable {
             try control.apply(value, to: &behaviour)
         }
         return behaviour
+    }
+
+    /// This behaviour with the `X-Sim-*` control headers of a dictionary applied.
+    public func applying(headers: [String: String]) throws(SimulatorControlError) -> SimulatorBehaviour {
+        try applying(headers: headers.map { ($0.key, $0.value) })
     }
 }
 

@@ -20,7 +20,10 @@ final class SimulatorState: Sendable {
 
     private enum WaiterState {
         case allocated
-        case registered(condition: @Sendable (SimulatorSnapshot) -> Bool, continuation: CheckedContinuation<Bool, Never>)
+        case registered(
+            condition: @Sendable (SimulatorSnapshot) -> Bool,
+            continuation: CheckedContinuation<Bool, Never>
+        )
         case cancelled
     }
 

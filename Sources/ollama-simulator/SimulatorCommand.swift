@@ -51,12 +51,15 @@ struct SimulatorCommand: AsyncParsableCommand {
     var noHostCheck = false
 
     func validate() throws {
-        for (name, value) in [("--tokens", tokens), ("--prompt-tokens", promptTokens), ("--token-delay-ms", tokenDelayMs),
-            ("--header-delay-ms", headerDelayMs)]
-        {
+        let counts = [
+            ("--tokens", tokens), ("--prompt-tokens", promptTokens), ("--token-delay-ms", tokenDelayMs),
+            ("--header-delay-ms", headerDelayMs),
+        ]
+        for (name, value) in counts {
             if let value, value < 0 { throw ValidationError("\(name) must not be negative") }
         }
         if let tokenBytes, tokenBytes < 1 { throw ValidationError("--token-bytes must be at least 1") }
+        guard (0...65_535).contains(port) else { throw ValidationError("--port must be between 0 and 65535") }
     }
 
     func run() async throws {

@@ -106,9 +106,10 @@ import Testing
     }
 
     @Test func aClientThatNeverFinishesItsRequestHeadIsDisconnected() async throws {
-        try await ProxyHarness.with(requestHeadTimeout: .milliseconds(300)) { harness in
+        try await ProxyHarness.with(requestHeadTimeout: .milliseconds(500)) { harness in
             let raw = try await RawTCPConnection.connect(to: harness.proxyAddress)
-            try await raw.write("POST /api/chat HTTP/1.1\r\nHost: x\r\nContent-Le")
+            // On a loaded machine the timeout may already have closed the connection: that is the point too.
+            try? await raw.write("POST /api/chat HTTP/1.1\r\nHost: x\r\nContent-Le")
             _ = try await raw.waitFor(timeout: .seconds(10)) { _ in raw.isClosed }
             #expect(raw.isClosed)
             #expect(harness.simulator.requests.isEmpty)

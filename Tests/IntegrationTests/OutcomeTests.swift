@@ -27,21 +27,24 @@ import Testing
 
     @Test func errorsInsideA200StreamAreFailuresInEveryDialect() async throws {
         try await ProxyHarness.with { harness in
-            let requests: [(String, String)] = [
-                ("/api/generate", #"{"model":"m","prompt":"hi"}"#),
-                ("/v1/chat/completions", #"{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}"#),
-                ("/v1/messages", #"{"model":"m","stream":true,"max_tokens":9,"messages":[{"role":"user","content":"hi"}]}"#),
-                ("/v1/responses", #"{"model":"m","stream":true,"input":"hi"}"#),
+            // Native streams say so with an `{"error":…}` line; Ollama's compatibility streams just end without
+            // their usage (it has no mid-stream error event there), which is `no_usage`.
+            let requests: [(String, String, String)] = [
+                ("/api/generate", #"{"model":"m","prompt":"hi"}"#, "stream_error"),
+                ("/v1/chat/completions", #"{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}"#, "no_usage"),
+                ("/v1/completions", #"{"model":"m","stream":true,"prompt":"hi"}"#, "no_usage"),
+                ("/v1/messages", #"{"model":"m","stream":true,"max_tokens":9,"messages":[{"role":"user","content":"hi"}]}"#, "no_usage"),
+                ("/v1/responses", #"{"model":"m","stream":true,"input":"hi"}"#, "no_usage"),
             ]
-            for (uri, body) in requests {
+            for (uri, body, _) in requests {
                 let response = try await harness.viaProxy(
                     .POST, uri, headers: [("X-Sim-Tokens", "5"), ("X-Sim-Error-After", "2")], body: body
                 )
                 #expect(response.status == 200)
             }
             let metrics = try await harness.scrape()
-            for (uri, _) in requests {
-                #expect(self.failures(metrics, endpoint: uri, reason: "stream_error") == 1, "\(uri)")
+            for (uri, _, reason) in requests {
+                #expect(self.failures(metrics, endpoint: uri, reason: reason) == 1, "\(uri)")
                 #expect((metrics.value("ollama_requests_total", ["model": "m", "endpoint": uri]) ?? 0) == 0, "\(uri)")
             }
         }

@@ -31,6 +31,17 @@ import Testing
         }
     }
 
+    @Test func largeRequestBodiesAreReadAndRecordedWhole() async throws {
+        try await withSimulator { ollama in
+            let content = String(repeating: "y", count: 20 * 1024 * 1024)
+            let body = #"{"model":"m","messages":[{"role":"user","content":"\#(content)"}],"stream":false}"#
+            let response = try await ollama.post("/api/chat", body)
+            #expect(response.status == 200)
+            #expect(ollama.requests.last?.bodyByteCount == body.utf8.count)
+            #expect(ollama.requests.last?.body.count == body.utf8.count)
+        }
+    }
+
     @Test func clientDisconnectMidStreamIsCountedAsCancellation() async throws {
         try await withSimulator { ollama in
             let connection = try await RawConnection.connect(port: ollama.port)

@@ -103,6 +103,8 @@ import Testing
         #expect(behaviour.forcedStatus == 503)
         #expect(behaviour.gate == "g")
         #expect(behaviour.coalescesEventsLikeGo)
+        let usage = try SimulatorBehaviour().applying(headers: ["X-Sim-Tokens": "5", "X-Sim-Load-Duration-Ns": "0"]).usage
+        #expect(usage.totalDurationNanoseconds == 50_000_000 + 100_000_000 + 10_000_000)
         #expect(throws: SimulatorControlError(header: "X-Sim-Drop-After", value: "-1")) {
             try SimulatorBehaviour().applying(headers: [("X-Sim-Drop-After", "-1")])
         }

@@ -3,7 +3,8 @@ enum Anthropic {
     static let requestSchema = GoStructSchema(
         "anthropic.MessagesRequest",
         [
-            ("model", .string), ("max_tokens", .int), ("messages", .slice(name: "[]anthropic.MessageParam", element: .any)),
+            ("model", .string), ("max_tokens", .int),
+            ("messages", .slice(name: "[]anthropic.MessageParam", element: .any)),
             ("system", .any), ("stream", .bool), ("temperature", .float), ("top_p", .float), ("top_k", .int),
             ("stop_sequences", .slice(name: "[]string", element: .string)), ("tools", .any), ("tool_choice", .any),
             ("thinking", .any), ("metadata", .any), ("output_config", .any),
@@ -110,6 +111,8 @@ struct AnthropicDialect: InferenceDialect {
 
     var streamHeaders: [(String, String)] { Anthropic.streamingHeaders + [("Content-Type", "text/event-stream")] }
 
+    var flushesEachEvent: Bool { true }
+
     mutating func events(for event: GenerationEvent, at time: SimulatedInstant) -> [[UInt8]] {
         var events: [[UInt8]] = []
         switch event {
@@ -158,11 +161,10 @@ struct AnthropicDialect: InferenceDialect {
                 )
             )
             events.append(sseEvent("message_stop", ["type": "message_stop"]))
-        case .failure(let message):
+        case .failure:
+            // Ollama never sends `error` events: its converter sees the `{"error":…}` object as an empty chat
+            // response, and the stream ends without `message_delta` or `message_stop`.
             if firstWrite { events.append(messageStart(inputTokens: estimatedInputTokens)) }
-            events.append(
-                sseEvent("error", ["type": "error", "error": ["type": "api_error", "message": .string(message)]])
-            )
         }
         return events
     }

@@ -19,11 +19,6 @@ enum OpenAIError {
     static func fromHandler(_ status: Int, _ message: String, extraHeaders: [(String, String)] = []) -> [ResponseStep] {
         GoResponse.encoderJSON(status, body(status: status, message: message), extraHeaders: extraHeaders)
     }
-
-    /// The mid-stream error event (`data: {"error":{…}}`).
-    static func streamEvent(message: String) -> [UInt8] {
-        sseData(body(status: 500, message: message))
-    }
 }
 
 /// The Anthropic-compatible error object (`anthropic.NewError`).

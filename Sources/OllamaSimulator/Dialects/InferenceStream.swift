@@ -95,6 +95,13 @@ protocol InferenceDialect {
     /// The events Ollama writes for one runner event, in order. Each is flushed on its own (one HTTP chunk)
     /// unless the behaviour asks for Go's coalescing, which writes one runner event's output as one chunk.
     mutating func events(for event: GenerationEvent, at time: SimulatedInstant) -> [[UInt8]]
+    /// Whether Ollama's writer flushes after every event (Anthropic, Responses) rather than once per runner event
+    /// (native, OpenAI chat and completions); the former is never coalesced.
+    var flushesEachEvent: Bool { get }
+}
+
+extension InferenceDialect {
+    var flushesEachEvent: Bool { false }
 }
 
 /// A streaming inference response: headers with the first event, then one event per token after the token delay,
@@ -123,7 +130,10 @@ struct InferenceStream<Dialect: InferenceDialect>: GatedProducer {
     private mutating func produceNext(clock: SimulatorClock) {
         let index = nextIndex
         let behaviour = plan.behaviour
-        if let gate = behaviour.gate, !gatePassed, index > 0, min(behaviour.gateAfterTokens, plan.tokenCount) == index {
+        // A gate after 0 tokens is held by the router before the head; later ones here (at most at the final event).
+        if let gate = behaviour.gate, !gatePassed, behaviour.gateAfterTokens > 0,
+            min(behaviour.gateAfterTokens, plan.tokenCount) == index
+        {
             gatePassed = true
             pending = [.gate(gate)]
             return
@@ -164,7 +174,7 @@ struct InferenceStream<Dialect: InferenceDialect>: GatedProducer {
             headSent = true
             steps.append(.head(ResponseHead(status: 200, headers: dialect.streamHeaders, framing: .chunked)))
         }
-        if behaviour.coalescesEventsLikeGo && events.count > 1 {
+        if behaviour.coalescesEventsLikeGo && !dialect.flushesEachEvent && events.count > 1 {
             steps.append(.chunk(Array(events.joined())))
         } else {
             steps += events.map(ResponseStep.chunk)

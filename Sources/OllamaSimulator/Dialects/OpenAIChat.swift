@@ -147,8 +147,10 @@ struct OpenAIChatDialect: InferenceDialect {
             }
             events.append(Array("data: [DONE]\n\n".utf8))
             return events
-        case .failure(let message):
-            return [OpenAIError.streamEvent(message: message)]
+        case .failure:
+            // Ollama's ChatWriter decodes the `{"error":…}` object as an empty chat response: the client gets
+            // an empty content chunk, then the stream ends without usage or `[DONE]`.
+            return [contentChunk("")]
         }
     }
 

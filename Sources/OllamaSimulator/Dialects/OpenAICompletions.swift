@@ -73,8 +73,10 @@ struct OpenAICompletionsDialect: InferenceDialect {
             }
             events.append(Array("data: [DONE]\n\n".utf8))
             return events
-        case .failure(let message):
-            return [OpenAIError.streamEvent(message: message)]
+        case .failure:
+            // Ollama's CompleteWriter decodes the `{"error":…}` object as an empty generate response: an empty
+            // text chunk, then the stream ends without usage or `[DONE]`.
+            return [sseData(chunk(text: "", finishReason: nil, at: time))]
         }
     }
 

@@ -153,16 +153,8 @@ struct ResponsesEcho {
     }
 
     var mapTextFormat: JSONValue {
-        guard let format = textFormat else { return .map(["type": "text"]) }
-        var members = [JSONMember(key: "type", value: .string(format[field: "type"]?.stringValue ?? ""))]
-        if let name = format[field: "name"]?.stringValue, !name.isEmpty {
-            members.append(JSONMember(key: "name", value: .string(name)))
-        }
-        if let schema = format[field: "schema"], schema != .null {
-            members.append(JSONMember(key: "schema", value: schema))
-        }
-        if let strict = format[field: "strict"]?.boolValue { members.append(JSONMember(key: "strict", value: .bool(strict))) }
-        return .map(members)
+        guard textFormat != nil else { return .map(["type": "text"]) }
+        return .map(textFormatMembers)
     }
 
     var mapReasoning: JSONValue {
@@ -187,7 +179,13 @@ struct ResponsesEcho {
     }
 
     var structTextFormat: JSONValue {
-        guard let format = textFormat else { return ["type": "text"] }
+        guard textFormat != nil else { return ["type": "text"] }
+        return .object(textFormatMembers)
+    }
+
+    /// `ResponsesTextFormat`'s fields: `type`, then `name`, `schema` and `strict` when set.
+    private var textFormatMembers: [JSONMember] {
+        guard let format = textFormat else { return [] }
         var members = [JSONMember(key: "type", value: .string(format[field: "type"]?.stringValue ?? ""))]
         if let name = format[field: "name"]?.stringValue, !name.isEmpty {
             members.append(JSONMember(key: "name", value: .string(name)))
@@ -195,8 +193,10 @@ struct ResponsesEcho {
         if let schema = format[field: "schema"], schema != .null {
             members.append(JSONMember(key: "schema", value: schema))
         }
-        if let strict = format[field: "strict"]?.boolValue { members.append(JSONMember(key: "strict", value: .bool(strict))) }
-        return .object(members)
+        if let strict = format[field: "strict"]?.boolValue {
+            members.append(JSONMember(key: "strict", value: .bool(strict)))
+        }
+        return members
     }
 
     var structReasoning: JSONValue {
@@ -243,6 +243,8 @@ struct ResponsesDialect: InferenceDialect {
     var streamHeaders: [(String, String)] {
         OpenAIResponses.streamingHeaders + [("Content-Type", "text/event-stream")]
     }
+
+    var flushesEachEvent: Bool { true }
 
     mutating func events(for event: GenerationEvent, at time: SimulatedInstant) -> [[UInt8]] {
         var events: [[UInt8]] = []
@@ -324,13 +326,10 @@ struct ResponsesDialect: InferenceDialect {
             var response = responseObject("completed", output: output, usage: usageMap, at: time)
             response = response.replacing("completed_at", with: .int(time.seconds))
             events.append(self.event("response.completed", ["response": response]))
-        case .failure(let message):
-            let failed: JSONValue = .map([
-                "id": .string(responseID), "object": "response", "status": "failed", "model": .string(plan.model),
-                "output": [], "error": .map(["code": "api_error", "message": .string(message)]),
-                "usage": .map(["input_tokens": 0, "output_tokens": 0, "total_tokens": 0]),
-            ])
-            events.append(self.event("response.failed", ["response": failed]))
+        case .failure:
+            // Ollama's ResponsesWriter drops the `{"error":…}` object: the stream ends without
+            // `response.completed` (and without `response.failed`).
+            break
         }
         return events
     }

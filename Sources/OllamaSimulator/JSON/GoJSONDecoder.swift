@@ -113,47 +113,71 @@ struct GoJSONDecoder {
 
     private mutating func parseString() throws(GoJSONDecodingError) -> String {
         index += 1  // opening quote
-        var scalars: [UInt8] = []
+        var decoded: [UInt8] = []
         while true {
+            // Copy the run of ordinary bytes in one go: request bodies can hold megabytes of text.
+            let runEnd = endOfPlainRun(from: index)
+            if runEnd < bytes.count, bytes[runEnd] == UInt8(ascii: "\""), decoded.isEmpty {
+                defer { index = runEnd + 1 }
+                return String(decoding: bytes[index..<runEnd], as: UTF8.self)
+            }
+            decoded.append(contentsOf: bytes[index..<runEnd])
+            index = runEnd
             guard let byte = current else { throw .unexpectedEnd }
             index += 1
             switch byte {
             case UInt8(ascii: "\""):
-                return String(decoding: scalars, as: UTF8.self)
+                return String(decoding: decoded, as: UTF8.self)
             case UInt8(ascii: "\\"):
-                guard let escape = current else { throw .unexpectedEnd }
-                index += 1
-                switch escape {
-                case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): scalars.append(escape)
-                case UInt8(ascii: "b"): scalars.append(0x08)
-                case UInt8(ascii: "f"): scalars.append(0x0C)
-                case UInt8(ascii: "n"): scalars.append(0x0A)
-                case UInt8(ascii: "r"): scalars.append(0x0D)
-                case UInt8(ascii: "t"): scalars.append(0x09)
-                case UInt8(ascii: "u"):
-                    var code = try parseHex4()
-                    if (0xD800..<0xDC00).contains(code), bytes.count >= index + 6,
-                        bytes[index] == UInt8(ascii: "\\"), bytes[index + 1] == UInt8(ascii: "u")
-                    {
-                        let saved = index
-                        index += 2
-                        let low = try parseHex4()
-                        if (0xDC00..<0xE000).contains(low) {
-                            code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
-                        } else {
-                            index = saved
-                        }
-                    }
-                    let scalar = Unicode.Scalar(code) ?? "\u{FFFD}"
-                    scalars.append(contentsOf: Array(String(Character(scalar)).utf8))
-                default:
-                    throw invalid(escape, "in string escape code")
-                }
-            case 0x00..<0x20:
-                throw invalid(byte, "in string literal")
+                try appendEscape(to: &decoded)
             default:
-                scalars.append(byte)
+                throw invalid(byte, "in string literal")  // a control character
             }
+        }
+    }
+
+    /// The index of the first quote, backslash or control character at or after `start` (or the end).
+    private func endOfPlainRun(from start: Int) -> Int {
+        bytes.withUnsafeBufferPointer { buffer in
+            var position = start
+            while position < buffer.count {
+                let byte = buffer[position]
+                if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") || byte < 0x20 { break }
+                position += 1
+            }
+            return position
+        }
+    }
+
+    /// Decodes the escape after a backslash.
+    private mutating func appendEscape(to decoded: inout [UInt8]) throws(GoJSONDecodingError) {
+        guard let escape = current else { throw .unexpectedEnd }
+        index += 1
+        switch escape {
+        case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): decoded.append(escape)
+        case UInt8(ascii: "b"): decoded.append(0x08)
+        case UInt8(ascii: "f"): decoded.append(0x0C)
+        case UInt8(ascii: "n"): decoded.append(0x0A)
+        case UInt8(ascii: "r"): decoded.append(0x0D)
+        case UInt8(ascii: "t"): decoded.append(0x09)
+        case UInt8(ascii: "u"):
+            var code = try parseHex4()
+            if (0xD800..<0xDC00).contains(code), bytes.count >= index + 6,
+                bytes[index] == UInt8(ascii: "\\"), bytes[index + 1] == UInt8(ascii: "u")
+            {
+                let saved = index
+                index += 2
+                let low = try parseHex4()
+                if (0xDC00..<0xE000).contains(low) {
+                    code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
+                } else {
+                    index = saved
+                }
+            }
+            let scalar = Unicode.Scalar(code) ?? "\u{FFFD}"
+            decoded.append(contentsOf: Array(String(Character(scalar)).utf8))
+        default:
+            throw invalid(escape, "in string escape code")
         }
     }
 

@@ -32,7 +32,8 @@ enum Router {
 
     private static let routes: [Route] = {
         func route(_ method: String, _ path: String, _ handler: @escaping Handler) -> Route {
-            Route(method: method, segments: path.split(separator: "/", omittingEmptySubsequences: false), handler: handler)
+            let segments = path.split(separator: "/", omittingEmptySubsequences: false)
+            return Route(method: method, segments: segments, handler: handler)
         }
         return [
             route("HEAD", "/", ModelManagement.root),
@@ -89,7 +90,7 @@ enum Router {
         let forMethod = routes.filter { $0.method == incoming.method }
         if let (route, parameters) = firstMatch(forMethod, segments) {
             if let refusal = hostRefusal(incoming, checksHost: checksHost) { return FixedSteps(refusal) }
-            return run(route, parameters: parameters, incoming: incoming, path: path, state: state)
+            return run(route, parameters: parameters, incoming: incoming, state: state)
         }
         if let redirect = trailingSlashRedirect(incoming, path: path, candidates: forMethod) {
             return FixedSteps(redirect)
@@ -127,7 +128,6 @@ enum Router {
         _ route: Route,
         parameters: [String: String],
         incoming: Incoming,
-        path: String,
         state: SimulatorState
     ) -> any ResponseProducer {
         let behaviour: SimulatorBehaviour

@@ -41,24 +41,6 @@ struct SimulatorRequest {
     }
 }
 
-/// Messages the simulator uses for injected failures.
-extension SimulatedText {
-    /// The message for an injected status (`X-Sim-Status`) unless `X-Sim-Error-Message` gives one: Ollama's own
-    /// text for 499 (canceled) and 503 (queue full), `model '<name>' not found` for 404, else
-    /// `simulated error (status N)`.
-    public static func errorMessage(status: Int, model: String) -> String {
-        switch status {
-        case 499: "request canceled"
-        case 503: "server busy, please try again.  maximum pending requests exceeded"
-        case 404: "model '\(model)' not found"
-        default: "simulated error (status \(status))"
-        }
-    }
-
-    /// The message of an injected mid-stream error (`X-Sim-Error-After`) unless `X-Sim-Error-Message` gives one.
-    public static let midStreamErrorMessage = "an error was encountered while running the model: unexpected EOF"
-}
-
 extension SimulatorBehaviour {
     func forcedStatusMessage(model: String) -> String? {
         guard let status = forcedStatus else { return nil }

@@ -51,13 +51,27 @@ final class SimulatorConnectionHandler: ChannelInboundHandler, RemovableChannelH
         case receiving(Receiving)
         case responding(ActiveResponse)
         case closed
+
+        mutating func appendBody(_ buffer: ByteBuffer) {
+            guard case .receiving(var receiving) = self else {
+                preconditionFailure("request body received in state \(self)")
+            }
+            self = .idle  // drop the enum's reference so that the append below does not copy the whole body
+            receiving.byteCount += buffer.readableBytes
+            if receiving.keepsBody { receiving.body.append(contentsOf: buffer.readableBytesView) }
+            self = .receiving(receiving)
+        }
     }
 
     private var state = State.idle
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch (unwrapInboundIn(data), state) {
-        case (.head(let head), .idle):
+        // Switch on the part alone: a copy of `state` held during the switch would make every body append copy
+        // the whole body received so far.
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            if case .closed = state { return }
+            guard case .idle = state else { preconditionFailure("request head received in state \(state)") }
             if head.headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" }) {
                 let continueHead = HTTPResponseHead(version: head.version, status: .continue)
                 context.writeAndFlush(wrapOutboundOut(.head(continueHead)), promise: nil)
@@ -65,19 +79,16 @@ final class SimulatorConnectionHandler: ChannelInboundHandler, RemovableChannelH
             let isBlobUpload = head.method == .POST && head.uri.hasPrefix("/api/blobs/")
             state = .receiving(Receiving(head: head, keepsBody: !isBlobUpload))
 
-        case (.body(let buffer), .receiving(var receiving)):
-            receiving.byteCount += buffer.readableBytes
-            if receiving.keepsBody { receiving.body.append(contentsOf: buffer.readableBytesView) }
-            state = .receiving(receiving)
+        case .body(let buffer):
+            if case .closed = state { return }
+            state.appendBody(buffer)
 
-        case (.end, .receiving(let receiving)):
+        case .end:
+            if case .closed = state { return }
+            guard case .receiving(let receiving) = state else {
+                preconditionFailure("request end received in state \(state)")
+            }
             startResponse(to: receiving, context: context)
-
-        case (_, .closed):
-            break
-
-        case (let part, let current):
-            preconditionFailure("request part \(part) is illegal in state \(current)")
         }
     }
 
