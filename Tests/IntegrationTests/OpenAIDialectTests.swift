@@ -44,6 +44,22 @@ import Testing
         }
     }
 
+    @Test(arguments: [false, true])
+    func usageChunkSharingAFlushWithFinishAndDoneIsHandled(clientAsked: Bool) async throws {
+        // Real Ollama writes the finish chunk, the usage chunk and `[DONE]` in one flush.
+        try await ProxyHarness.with { harness in
+            let options = clientAsked ? #","stream_options":{"include_usage":true}"# : ""
+            let body = #"{"model":"m","stream":true\#(options),"messages":[{"role":"user","content":"Hi"}]}"#
+            let headers = [("X-Sim-Go-Chunking", "1")]
+            let viaProxy = try await harness.viaProxy(.POST, "/v1/chat/completions", headers: headers, body: body)
+            #expect(viaProxy.bodyString.occurrences(of: #""choices":[]"#) == (clientAsked ? 1 : 0))
+            #expect(viaProxy.bodyString.hasSuffix("data: [DONE]\n\n"))
+            let metrics = try await harness.scrape()
+            #expect(metrics.value("ollama_requests_total", ["model": "m", "endpoint": "/v1/chat/completions"]) == 1)
+            #expect(metrics.value("ollama_completion_tokens_total", ["model": "m"]) == 3)
+        }
+    }
+
     @Test func clientsOtherStreamOptionsAreKept() async throws {
         try await ProxyHarness.with { harness in
             let body = #"{"model":"m","stream":true,"stream_options":{"include_obfuscation":false},"messages":[{"role":"user","content":"Hi"}],"seed":9007199254740993}"#
