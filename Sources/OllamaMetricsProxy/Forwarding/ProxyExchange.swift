@@ -15,7 +15,7 @@ import NIOHTTP1
 ///   OpenAI streaming requests need `stream_options.include_usage` added before Ollama sees them.
 final class ProxyExchange {
     /// Above this size an inference request body is no longer held for inspection: it streams through
-    /// untouched and the request is recorded under the model named in the response, if any.
+    /// untouched, without the OpenAI usage option, and the request is recorded as model `unknown`.
     static let maxInspectedRequestBody = 32 * 1024 * 1024
 
     private enum RequestState {
@@ -101,11 +101,6 @@ final class ProxyExchange {
     /// since a pooled connection is handed over at once.
     func start() {
         self.acquireConnection()
-    }
-
-    var isResponseComplete: Bool {
-        if case .complete = self.responseState { return true }
-        return false
     }
 
     var isRequestComplete: Bool {
