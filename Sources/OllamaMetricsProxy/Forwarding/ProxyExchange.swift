@@ -68,6 +68,9 @@ final class ProxyExchange {
     private var inferenceRequest: InferenceRequest?
     private var inspector: ResponseInspector?
     private var upstreamKeepAlive = true
+    /// Body bytes for the client from the current upstream read burst, written as one chunk when the burst
+    /// ends: all of them arrived at the same moment, so joining them delays nothing and saves writes.
+    private var pendingClientBody: ByteBuffer?
     private var streamErrorReported = false
     private var clientGone = false
 
@@ -169,6 +172,7 @@ final class ProxyExchange {
             connection.close()
         }
         self.upstreamState = .gone
+        self.pendingClientBody = nil
         self.record?.fail(.clientDisconnected)
         self.record?.finish()
     }
@@ -333,15 +337,23 @@ extension ProxyExchange: UpstreamConnectionDelegate {
         case .head(let upstreamHead):
             guard case .awaitingHead = self.responseState else { return }
             self.responseState = .streaming
-            let (head, keepAlive) = ClientResponseHead.make(from: upstreamHead, requestMethod: self.clientHead.method)
+            let (forwardedHead, keepAlive) = ClientResponseHead.make(
+                from: upstreamHead, requestMethod: self.clientHead.method
+            )
+            var head = forwardedHead
             self.upstreamKeepAlive = keepAlive
             self.record?.upstreamAnswered(status: Int(upstreamHead.status.code))
             if let endpoint = self.endpoint, let request = self.inferenceRequest,
                 (200..<300).contains(upstreamHead.status.code)
             {
-                var request = request
-                // An edited body cannot shorten a response that declares its length.
-                if head.headers.contains(name: "content-length") { request.withholdUsageChunks = false }
+                if request.withholdUsageChunks, head.headers.contains(name: "content-length"),
+                    self.clientHead.method != .HEAD
+                {
+                    // A stream whose length was declared (by something between Ollama and the proxy) gets
+                    // shorter when the usage chunk is withheld: send it chunked instead.
+                    head.headers.remove(name: "content-length")
+                    head.headers.replaceOrAdd(name: "Transfer-Encoding", value: "chunked")
+                }
                 self.inspector = ResponseInspector(
                     endpoint: endpoint, request: request, contentType: head.headers.first(name: "content-type")
                 )
@@ -350,26 +362,27 @@ extension ProxyExchange: UpstreamConnectionDelegate {
 
         case .body(let buffer):
             guard case .streaming = self.responseState else { return }
-            if self.inspector != nil {
-                let forward = self.inspector!.inspect(buffer)
-                self.takeInspectionResults()
-                if forward.readableBytes > 0 {
-                    self.client.writeResponse(.body(.byteBuffer(forward)))
-                }
+            if var inspector = self.inspector {
+                // Moved out while in use, so that mutating it is not checked for exclusive access each time.
+                self.inspector = nil
+                let forward = inspector.inspect(buffer)
+                self.takeInspectionResults(&inspector)
+                self.inspector = inspector
+                self.queueForClient(forward)
             } else {
-                self.client.writeResponse(.body(.byteBuffer(buffer)))
+                self.queueForClient(buffer)
             }
 
         case .end(let trailers):
             guard case .streaming = self.responseState else { return }
             self.responseState = .complete
-            if self.inspector != nil {
-                let rest = self.inspector!.finish()
-                self.takeInspectionResults()
-                if let rest, rest.readableBytes > 0 {
-                    self.client.writeResponse(.body(.byteBuffer(rest)))
-                }
+            if var inspector = self.inspector {
+                self.inspector = nil
+                let rest = inspector.finish()
+                self.takeInspectionResults(&inspector)
+                if let rest { self.queueForClient(rest) }
             }
+            self.writePendingClientBody()
             // Metrics first, so a client that has read the whole answer also finds it counted.
             self.record?.finish()
             if case .connected(let connection) = self.upstreamState {
@@ -384,11 +397,28 @@ extension ProxyExchange: UpstreamConnectionDelegate {
         }
     }
 
-    private func takeInspectionResults() {
-        if let usage = self.inspector!.takeCompletedUsage() {
+    private func queueForClient(_ buffer: ByteBuffer) {
+        guard buffer.readableBytes > 0 else { return }
+        if var pending = self.pendingClientBody {
+            self.pendingClientBody = nil
+            pending.writeImmutableBuffer(buffer)
+            self.pendingClientBody = pending
+        } else {
+            self.pendingClientBody = buffer
+        }
+    }
+
+    private func writePendingClientBody() {
+        guard let pending = self.pendingClientBody else { return }
+        self.pendingClientBody = nil
+        self.client.writeResponse(.body(.byteBuffer(pending)))
+    }
+
+    private func takeInspectionResults(_ inspector: inout ResponseInspector) {
+        if let usage = inspector.takeCompletedUsage() {
             self.record?.complete(with: usage)
         }
-        if !self.streamErrorReported, let message = self.inspector!.streamErrorMessage {
+        if !self.streamErrorReported, let message = inspector.streamErrorMessage {
             self.streamErrorReported = true
             self.record?.fail(.streamError)
             self.shared.logger.warning(
@@ -402,6 +432,7 @@ extension ProxyExchange: UpstreamConnectionDelegate {
     }
 
     func upstreamReadComplete() {
+        self.writePendingClientBody()
         self.client.flush()
     }
 
@@ -443,10 +474,12 @@ extension ProxyExchange: UpstreamConnectionDelegate {
                     "error": "\(error.map { "\($0)" } ?? "closed")",
                 ]
             )
-            if self.inspector != nil {
-                _ = self.inspector!.finish()
-                self.takeInspectionResults()
+            if var inspector = self.inspector {
+                self.inspector = nil
+                if let rest = inspector.finish() { self.queueForClient(rest) }
+                self.takeInspectionResults(&inspector)
             }
+            self.writePendingClientBody()
             self.record?.fail(.upstreamDisconnected)
             self.abortClient()
         }

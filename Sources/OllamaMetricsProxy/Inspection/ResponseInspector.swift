@@ -93,25 +93,48 @@ public struct ResponseInspector: Sendable {
     }
 
     private static func framing(endpoint: InferenceEndpoint, isStreaming: Bool, contentType: String?) -> Framing {
-        let mediaType = contentType.map { Self.mediaType(of: $0) } ?? ""
-        switch mediaType {
-        case "text/event-stream":
-            // Native endpoints never send events; read such a body as lines rather than not at all.
-            return endpoint.dialect == .ollamaNative ? .jsonLines : .serverSentEvents
-        case "application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonlines":
-            return .jsonLines
-        case "application/json":
-            return .jsonDocument
-        default:
-            guard isStreaming else { return .jsonDocument }
-            return endpoint.dialect == .ollamaNative ? .jsonLines : .serverSentEvents
+        if let contentType {
+            if Self.mediaType(of: contentType, is: "text/event-stream") {
+                // Native endpoints never send events; read such a body as lines rather than not at all.
+                return endpoint.dialect == .ollamaNative ? .jsonLines : .serverSentEvents
+            }
+            if Self.mediaType(of: contentType, is: "application/x-ndjson")
+                || Self.mediaType(of: contentType, is: "application/ndjson")
+                || Self.mediaType(of: contentType, is: "application/jsonl")
+                || Self.mediaType(of: contentType, is: "application/x-jsonlines")
+            {
+                return .jsonLines
+            }
+            if Self.mediaType(of: contentType, is: "application/json") {
+                return .jsonDocument
+            }
         }
+        guard isStreaming else { return .jsonDocument }
+        return endpoint.dialect == .ollamaNative ? .jsonLines : .serverSentEvents
     }
 
-    /// `type/subtype`, lowercased, without parameters or whitespace.
-    private static func mediaType(of contentType: String) -> String {
-        let essence = contentType.split(separator: ";", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
-        return String(essence.filter { $0 != " " && $0 != "\t" }).lowercased()
+    /// Whether the `type/subtype` of a Content-Type (case-insensitive, parameters and blanks ignored) is
+    /// `expected` (lowercase). Compares bytes in place: this runs for every inference response.
+    static func mediaType(of contentType: String, is expected: StaticString) -> Bool {
+        var contentType = contentType
+        return contentType.withUTF8 { actual in
+            var index = 0
+            while index < actual.count, actual[index] == UInt8(ascii: " ") || actual[index] == UInt8(ascii: "\t") {
+                index += 1
+            }
+            let wanted = UnsafeRawBufferPointer(start: expected.utf8Start, count: expected.utf8CodeUnitCount)
+            for byte in wanted {
+                guard index < actual.count else { return false }
+                var candidate = actual[index]
+                if candidate >= UInt8(ascii: "A") && candidate <= UInt8(ascii: "Z") { candidate += 32 }
+                guard candidate == byte else { return false }
+                index += 1
+            }
+            while index < actual.count, actual[index] == UInt8(ascii: " ") || actual[index] == UInt8(ascii: "\t") {
+                index += 1
+            }
+            return index == actual.count || actual[index] == UInt8(ascii: ";")
+        }
     }
 }
 

@@ -64,6 +64,27 @@ public final class ProxyMetrics: Sendable {
     }
 
     private let logger: Logger
+    /// Handles already looked up. The registry's own lookup validates names and labels under its lock on
+    /// every call; this is one dictionary hit instead, once per request. Bounded like the model label.
+    private let handles = NIOLockedValueBox(HandleCache())
+
+    private struct HandleCache {
+        var requestSeries: [RequestKey: RequestSeries] = [:]
+        var counters: [CounterKey: Counter] = [:]
+    }
+
+    private struct RequestKey: Hashable {
+        let model: String
+        let endpoint: InferenceEndpoint
+    }
+
+    /// A per-model counter, or a failure counter when `endpoint` and `reason` are set.
+    private struct CounterKey: Hashable {
+        let family: Family
+        let model: String
+        var endpoint: InferenceEndpoint? = nil
+        var reason: FailureReason? = nil
+    }
 
     public init(
         maxModelLabels: Int = 100,
@@ -93,19 +114,31 @@ public final class ProxyMetrics: Sendable {
     func releaseProvisional(_ label: String, rejected: Bool) -> Bool {
         self.modelLabels.release(label, rejected: rejected) { endpoints in
             for endpoint in endpoints {
-                let series = self.requestSeries(model: label, endpoint: endpoint)
+                let series = self.makeRequestSeries(model: label, endpoint: endpoint)
                 self.registry.unregisterCounter(series.requests)
                 self.registry.unregisterValueHistogram(series.duration)
                 self.registry.unregisterGauge(series.active)
                 for reason in FailureReason.allCases {
-                    self.registry.unregisterCounter(self.failures(model: label, endpoint: endpoint, reason: reason))
+                    self.registry.unregisterCounter(self.counter(
+                        .failures, [("model", label), ("endpoint", endpoint.rawValue), ("reason", reason.rawValue)]
+                    ))
                 }
+            }
+            self.handles.withLockedValue { cache in
+                cache.requestSeries = cache.requestSeries.filter { $0.key.model != label }
+                cache.counters = cache.counters.filter { $0.key.model != label }
             }
         }
     }
 
     func failures(model: String, endpoint: InferenceEndpoint, reason: FailureReason) -> Counter {
-        self.counter(.failures, [("model", model), ("endpoint", endpoint.rawValue), ("reason", reason.rawValue)])
+        let key = CounterKey(family: .failures, model: model, endpoint: endpoint, reason: reason)
+        if let counter = self.handles.withLockedValue({ $0.counters[key] }) { return counter }
+        let counter = self.counter(
+            .failures, [("model", model), ("endpoint", endpoint.rawValue), ("reason", reason.rawValue)]
+        )
+        self.handles.withLockedValue { $0.counters[key] = counter }
+        return counter
     }
 
     /// The series every inference request touches from its start: looked up once per request.
@@ -117,6 +150,14 @@ public final class ProxyMetrics: Sendable {
     }
 
     func requestSeries(model: String, endpoint: InferenceEndpoint) -> RequestSeries {
+        let key = RequestKey(model: model, endpoint: endpoint)
+        if let series = self.handles.withLockedValue({ $0.requestSeries[key] }) { return series }
+        let series = self.makeRequestSeries(model: model, endpoint: endpoint)
+        self.handles.withLockedValue { $0.requestSeries[key] = series }
+        return series
+    }
+
+    private func makeRequestSeries(model: String, endpoint: InferenceEndpoint) -> RequestSeries {
         let labels = [("model", model), ("endpoint", endpoint.rawValue)]
         return RequestSeries(
             model: model,
@@ -128,23 +169,32 @@ public final class ProxyMetrics: Sendable {
         )
     }
 
+    /// A per-model counter of `family`, looked up once.
+    private func modelCounter(_ family: Family, _ model: String) -> Counter {
+        let key = CounterKey(family: family, model: model)
+        if let counter = self.handles.withLockedValue({ $0.counters[key] }) { return counter }
+        let counter = self.counter(family, [("model", model)])
+        self.handles.withLockedValue { $0.counters[key] = counter }
+        return counter
+    }
+
     /// Adds a completed request's usage to the per-model token and timing series.
     func recordUsage(_ usage: Usage, model: String) {
         let labels = [("model", model)]
         if let prompt = usage.promptTokens, prompt > 0 {
-            self.counter(.promptTokens, labels)
+            self.modelCounter(.promptTokens, model)
                 .increment(by: Int64(prompt))
         }
         if let completion = usage.completionTokens, completion > 0 {
-            self.counter(.completionTokens, labels)
+            self.modelCounter(.completionTokens, model)
                 .increment(by: Int64(completion))
         }
         if let nanos = usage.promptEvalDurationNanos, nanos > 0 {
-            self.counter(.promptEvalSeconds, labels)
+            self.modelCounter(.promptEvalSeconds, model)
                 .increment(by: Double(nanos) / 1e9)
         }
         if let nanos = usage.evalDurationNanos, nanos > 0 {
-            self.counter(.generationSeconds, labels)
+            self.modelCounter(.generationSeconds, model)
                 .increment(by: Double(nanos) / 1e9)
             if let tokens = usage.completionTokens, tokens > 0 {
                 self.gauge(.tokensPerSecond, labels)
@@ -152,7 +202,7 @@ public final class ProxyMetrics: Sendable {
             }
         }
         if let nanos = usage.loadDurationNanos, nanos > 0 {
-            self.counter(.loadSeconds, labels)
+            self.modelCounter(.loadSeconds, model)
                 .increment(by: Double(nanos) / 1e9)
         }
     }

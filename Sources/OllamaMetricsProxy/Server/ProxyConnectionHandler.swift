@@ -33,6 +33,8 @@ final class ProxyConnectionHandler: ChannelDuplexHandler {
     private var state: State = .idle
     private var context: ChannelHandlerContext?
     private var headTimer: Scheduled<Void>?
+    /// When the connection last became idle (waiting for a request head); nil while a request is handled.
+    private var idleSince: NIODeadline?
     private var readsHeld = false
     private var readPending = false
 
@@ -47,7 +49,7 @@ final class ProxyConnectionHandler: ChannelDuplexHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        if context.channel.isActive { self.armHeadTimer() }
+        if context.channel.isActive { self.becameIdle() }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -55,7 +57,7 @@ final class ProxyConnectionHandler: ChannelDuplexHandler {
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        self.armHeadTimer()
+        self.becameIdle()
         context.fireChannelActive()
     }
 
@@ -65,7 +67,7 @@ final class ProxyConnectionHandler: ChannelDuplexHandler {
             guard case .idle = self.state else {
                 preconditionFailure("request head received in state \(self.state)")
             }
-            self.cancelHeadTimer()
+            self.idleSince = nil
             if head.headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" }) {
                 // Answered here: the body then streams to Ollama like any other.
                 context.writeAndFlush(self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
@@ -89,7 +91,7 @@ final class ProxyConnectionHandler: ChannelDuplexHandler {
                 exchange.clientSentEnd(trailers: trailers)
             case .draining:
                 self.state = .idle
-                self.armHeadTimer()
+                self.becameIdle()
             case .idle, .closed:
                 break
             }
@@ -173,7 +175,7 @@ final class ProxyConnectionHandler: ChannelDuplexHandler {
             }
         } else {
             context.writeAndFlush(self.wrapOutboundOut(.end(trailers)), promise: nil)
-            if case .idle = self.state { self.armHeadTimer() }
+            if case .idle = self.state { self.becameIdle() }
         }
     }
 
@@ -188,13 +190,25 @@ final class ProxyConnectionHandler: ChannelDuplexHandler {
     // MARK: Head timeout
 
     /// Only a client that does not finish its request head (or leaves an idle keep-alive connection open)
-    /// is timed out; a request in progress never is.
-    private func armHeadTimer() {
-        guard let context = self.context, self.headTimer == nil else { return }
-        self.headTimer = context.eventLoop.assumeIsolated().scheduleTask(in: self.shared.requestHeadTimeout) {
+    /// is timed out; a request in progress never is. One timer per connection, not per request: it only
+    /// looks at when the connection became idle.
+    private func becameIdle() {
+        let now = NIODeadline.now()
+        if self.idleSince == nil { self.idleSince = now }
+        if self.headTimer == nil { self.scheduleHeadTimer(at: now + self.shared.requestHeadTimeout) }
+    }
+
+    private func scheduleHeadTimer(at deadline: NIODeadline) {
+        guard let context = self.context else { return }
+        self.headTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) {
             self.headTimer = nil
-            if case .idle = self.state {
+            // Busy: the next idle period schedules it again.
+            guard case .idle = self.state, let idleSince = self.idleSince else { return }
+            let expiry = idleSince + self.shared.requestHeadTimeout
+            if NIODeadline.now() >= expiry {
                 self.context?.close(promise: nil)
+            } else {
+                self.scheduleHeadTimer(at: expiry)
             }
         }
     }

@@ -55,8 +55,10 @@ public final class ProxyServer: Sendable {
                     // Framing headers are forwarded as Ollama wrote them (NIO would re-case them).
                     var encoder = HTTPResponseEncoder.Configuration()
                     encoder.automaticallySetFramingHeaders = false
+                    // Outbound header validation is off: the headers are Ollama's, already valid HTTP.
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(
-                        withPipeliningAssistance: true, withErrorHandling: true, withEncoderConfiguration: encoder
+                        withPipeliningAssistance: true, withErrorHandling: true,
+                        withOutboundHeaderValidation: false, withEncoderConfiguration: encoder
                     )
                     try channel.pipeline.syncOperations.addHandler(ProxyConnectionHandler(shared: shared))
                     connections.track(channel)
