@@ -1,6 +1,7 @@
 import ArgumentParser
 import Logging
 import OllamaMetricsProxy
+import NIOCore
 import ServiceLifecycle
 
 #if canImport(Glibc)
@@ -40,6 +41,10 @@ struct OllamaMetricsProxyCommand: AsyncParsableCommand {
             help: "Distinct model label values kept before new names share the '__overflow__' label.")
     var maxModels: Int = 100
 
+    @Option(name: [.customLong("threads"), .customLong("threads", withSingleDash: true)],
+            help: "Event loop threads (default: one per core).")
+    var threads: Int = System.coreCount
+
     @Option(name: [.customLong("log-level"), .customLong("log-level", withSingleDash: true)],
             help: "Log level: trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
@@ -52,13 +57,17 @@ struct OllamaMetricsProxyCommand: AsyncParsableCommand {
                 listen: try ListenAddress(parsing: self.listen),
                 metricsListen: try ListenAddress(parsing: self.metricsListen),
                 upstream: try UpstreamURL(parsing: self.ollamaURL),
-                maxModelLabels: self.maxModels
+                maxModelLabels: self.maxModels,
+                threads: self.threads
             )
             guard let parsedLevel = Logger.Level(rawValue: self.logLevel.lowercased()) else {
                 throw ConfigurationError.invalidLogLevel(self.logLevel)
             }
             level = parsedLevel
             guard self.maxModels >= 1 else { throw ConfigurationError.invalidMaxModels(self.maxModels) }
+            guard (1...1024).contains(self.threads) else {
+                throw ConfigurationError(description: "invalid --threads \(self.threads): expected 1 to 1024")
+            }
         } catch {
             Self.fail("\(error)")
         }

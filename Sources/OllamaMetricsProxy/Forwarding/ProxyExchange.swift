@@ -95,8 +95,6 @@ final class ProxyExchange {
             self.pendingHead = UpstreamRequestHead.make(
                 from: head, upstream: shared.upstream, clientAddress: clientAddress
             )
-            // Nothing may be read from the client until there is somewhere to put it.
-            client.setClientReadsHeld(true)
         }
     }
 
@@ -260,7 +258,10 @@ final class ProxyExchange {
             connection.write(part)
             self.wroteToUpstreamSinceFlush = true
         } else {
+            // Nothing more is read from the client until there is somewhere to put it: the queue holds at
+            // most one read burst.
             self.pendingParts.append(part)
+            self.client.setClientReadsHeld(true)
         }
     }
 
@@ -275,9 +276,9 @@ final class ProxyExchange {
         self.pendingParts.removeAll()
         connection.flush()
         self.wroteToUpstreamSinceFlush = false
-        if case .streaming = self.requestState {
-            self.client.setClientReadsHeld(!connection.channel.isWritable)
-        }
+        var streamingBody = false
+        if case .streaming = self.requestState { streamingBody = true }
+        self.client.setClientReadsHeld(streamingBody && !connection.channel.isWritable)
     }
 
     private func flushUpstream() {
