@@ -52,7 +52,7 @@ import Testing
             let native = try await harness.viaProxy(.POST, "/api/chat", body: #"{"model":"m","messages":[]}"#)
             #expect(native.status == 502)
             #expect(native.header("content-type") == "application/json; charset=utf-8")
-            #expect(native.bodyString.hasPrefix(#"{"error":"cannot reach Ollama at http://127.0.0.1:\#(port)"#))
+            #expect(native.bodyString == #"{"error":"cannot reach Ollama at http://127.0.0.1:\#(port): connection refused"}"#)
 
             let openAI = try await harness.viaProxy(.POST, "/v1/chat/completions", body: #"{"model":"m","messages":[]}"#)
             #expect(openAI.status == 502)

@@ -242,15 +242,10 @@ final class ProxyExchange {
     private func connectFailed(_ error: Error) {
         self.upstreamState = .gone
         guard !self.clientGone else { return }
-        self.shared.logger.error(
-            "cannot reach Ollama",
-            metadata: [
-                "upstream": "\(self.shared.upstream)", "method": "\(self.clientHead.method.rawValue)",
-                "path": "\(UpstreamRequestHead.path(of: self.clientHead.uri))", "error": "\(error)",
-            ]
-        )
+        let reason = UpstreamFailure.describe(error)
+        self.logUpstreamFailure("cannot reach Ollama", error: reason)
         self.record?.fail(.upstreamUnreachable)
-        self.respondBadGateway("cannot reach Ollama at \(self.shared.upstream): \(error)")
+        self.respondBadGateway("cannot reach Ollama at \(self.shared.upstream): \(reason)")
     }
 
     private func sendOrQueue(_ part: HTTPClientRequestPart) {
@@ -303,6 +298,17 @@ final class ProxyExchange {
         self.pendingParts = body.readableBytes > 0 ? [.body(.byteBuffer(body)), .end(nil)] : [.end(nil)]
         self.acquireConnection()
         return true
+    }
+
+    /// One log line per failed exchange with Ollama; never a prompt or a completion.
+    private func logUpstreamFailure(_ message: Logger.Message, error: String) {
+        self.shared.logger.error(
+            message,
+            metadata: [
+                "upstream": "\(self.shared.upstream)", "method": "\(self.clientHead.method.rawValue)",
+                "path": "\(UpstreamRequestHead.path(of: self.clientHead.uri))", "error": "\(error)",
+            ]
+        )
     }
 
     // MARK: - Responses of the proxy's own
@@ -457,24 +463,12 @@ extension ProxyExchange: UpstreamConnectionDelegate {
             return
         case .awaitingHead:
             if self.retryOnFreshConnection() { return }
-            let reason = error.map { "\($0)" } ?? "connection closed before a response"
-            self.shared.logger.error(
-                "Ollama closed the connection without answering",
-                metadata: [
-                    "upstream": "\(self.shared.upstream)", "method": "\(self.clientHead.method.rawValue)",
-                    "path": "\(UpstreamRequestHead.path(of: self.clientHead.uri))", "error": "\(reason)",
-                ]
-            )
+            let reason = error.map(UpstreamFailure.describe) ?? "connection closed before a response"
+            self.logUpstreamFailure("Ollama closed the connection without answering", error: reason)
             self.record?.fail(.upstreamUnreachable)
             self.respondBadGateway("Ollama at \(self.shared.upstream) closed the connection: \(reason)")
         case .streaming:
-            self.shared.logger.error(
-                "Ollama connection lost mid-response",
-                metadata: [
-                    "path": "\(UpstreamRequestHead.path(of: self.clientHead.uri))",
-                    "error": "\(error.map { "\($0)" } ?? "closed")",
-                ]
-            )
+            self.logUpstreamFailure("Ollama connection lost mid-response", error: error.map(UpstreamFailure.describe) ?? "connection closed")
             if var inspector = self.inspector {
                 self.inspector = nil
                 if let rest = inspector.finish() { self.queueForClient(rest) }
