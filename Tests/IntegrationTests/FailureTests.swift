@@ -105,6 +105,31 @@ import Testing
         }
     }
 
+    @Test func shutdownLetsInFlightStreamsFinishAndRefusesNewConnections() async throws {
+        try await ProxyHarness.with { harness in
+            let connection = try await TestHTTPConnection.connect(to: harness.proxyAddress)
+            try await connection.send(
+                .POST, "/api/chat", headers: [("X-Sim-Tokens", "20"), ("X-Sim-Token-Delay-Ms", "50")],
+                body: ByteBuffer(string: #"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#)
+            )
+            guard case .head = await connection.nextPart() else { Issue.record("no head"); return }
+            let proxyAddress = harness.proxyAddress
+            let shutdown = Task { await harness.proxy.shutdown(drainTimeout: .seconds(20)) }
+            var text = ""
+            var ended = false
+            while let part = await connection.nextPart() {
+                if case .body(let buffer) = part { text += String(buffer: buffer) }
+                if case .end = part { ended = true; break }
+            }
+            #expect(ended, "the in-flight stream finishes during the drain")
+            #expect(text.contains(#""done":true"#))
+            await shutdown.value
+            await #expect(throws: (any Error).self) {
+                _ = try await httpRequest(proxyAddress, .GET, "/api/tags")
+            }
+        }
+    }
+
     @Test func aClientThatNeverFinishesItsRequestHeadIsDisconnected() async throws {
         try await ProxyHarness.with(requestHeadTimeout: .milliseconds(500)) { harness in
             let raw = try await RawTCPConnection.connect(to: harness.proxyAddress)
