@@ -71,6 +71,7 @@ public final class ProxyMetrics: Sendable {
     private struct HandleCache {
         var requestSeries: [RequestKey: RequestSeries] = [:]
         var counters: [CounterKey: Counter] = [:]
+        var tokensPerSecond: [String: Gauge] = [:]
     }
 
     private struct RequestKey: Hashable {
@@ -127,6 +128,7 @@ public final class ProxyMetrics: Sendable {
             self.handles.withLockedValue { cache in
                 cache.requestSeries = cache.requestSeries.filter { $0.key.model != label }
                 cache.counters = cache.counters.filter { $0.key.model != label }
+                cache.tokensPerSecond[label] = nil
             }
         }
     }
@@ -178,9 +180,15 @@ public final class ProxyMetrics: Sendable {
         return counter
     }
 
+    private func tokensPerSecondGauge(_ model: String) -> Gauge {
+        if let gauge = self.handles.withLockedValue({ $0.tokensPerSecond[model] }) { return gauge }
+        let gauge = self.gauge(.tokensPerSecond, [("model", model)])
+        self.handles.withLockedValue { $0.tokensPerSecond[model] = gauge }
+        return gauge
+    }
+
     /// Adds a completed request's usage to the per-model token and timing series.
     func recordUsage(_ usage: Usage, model: String) {
-        let labels = [("model", model)]
         if let prompt = usage.promptTokens, prompt > 0 {
             self.modelCounter(.promptTokens, model)
                 .increment(by: Int64(prompt))
@@ -197,8 +205,7 @@ public final class ProxyMetrics: Sendable {
             self.modelCounter(.generationSeconds, model)
                 .increment(by: Double(nanos) / 1e9)
             if let tokens = usage.completionTokens, tokens > 0 {
-                self.gauge(.tokensPerSecond, labels)
-                    .set(to: Double(tokens) / (Double(nanos) / 1e9))
+                self.tokensPerSecondGauge(model).set(to: Double(tokens) / (Double(nanos) / 1e9))
             }
         }
         if let nanos = usage.loadDurationNanos, nanos > 0 {

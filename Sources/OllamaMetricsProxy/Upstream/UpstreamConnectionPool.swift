@@ -67,7 +67,10 @@ final class UpstreamConnectionPool {
                     // Framing headers are forwarded as the client wrote them (NIO would re-case them).
                     var encoder = HTTPRequestEncoder.Configuration()
                     encoder.automaticallySetFramingHeaders = false
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers(encoderConfiguration: encoder)
+                    // Outbound validation is off: the headers were already parsed from a valid client request.
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers(
+                        enableOutboundHeaderValidation: false, encoderConfiguration: encoder
+                    )
                     try channel.pipeline.syncOperations.addHandler(UpstreamConnectionHandler())
                 }
             }
