@@ -182,6 +182,31 @@ import Testing
         }
     }
 
+    @Test func http10ClientsGetACloseDelimitedBody() async throws {
+        try await ProxyHarness.with { harness in
+            let raw = try await RawTCPConnection.connect(to: harness.proxyAddress)
+            let body = #"{"model":"m","prompt":"hi"}"#
+            try await raw.write("POST /api/generate HTTP/1.0\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
+            let text = try await raw.waitFor { _ in raw.isClosed }
+            #expect(raw.isClosed, "the end of the body is the end of the connection")
+            #expect(text.hasPrefix("HTTP/1.0 200 OK\r\n"))
+            #expect(!text.lowercased().contains("transfer-encoding"))
+            #expect(text.hasSuffix("\n") && text.contains(#""done":true"#))
+            let metrics = try await harness.scrape()
+            #expect(metrics.value("ollama_requests_total", ["model": "m", "endpoint": "/api/generate"]) == 1)
+        }
+    }
+
+    @Test func connectionCloseFromTheClientIsHonoured() async throws {
+        try await ProxyHarness.with { harness in
+            let raw = try await RawTCPConnection.connect(to: harness.proxyAddress)
+            try await raw.write("GET /api/tags HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            let text = try await raw.waitFor { _ in raw.isClosed }
+            #expect(raw.isClosed)
+            #expect(text.hasPrefix("HTTP/1.1 200 OK\r\n"))
+        }
+    }
+
     @Test func chunkedRequestBodiesAreForwarded() async throws {
         try await ProxyHarness.with { harness in
             let raw = try await RawTCPConnection.connect(to: harness.proxyAddress)

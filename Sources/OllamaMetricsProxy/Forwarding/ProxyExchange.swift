@@ -68,6 +68,8 @@ final class ProxyExchange {
     private var inferenceRequest: InferenceRequest?
     private var inspector: ResponseInspector?
     private var upstreamKeepAlive = true
+    /// The client asked to close after this response (`Connection: close`, or HTTP/1.0 without keep-alive).
+    private var closeClientAfterResponse = false
     /// Body bytes for the client from the current upstream read burst, written as one chunk when the burst
     /// ends: all of them arrived at the same moment, so joining them delays nothing and saves writes.
     private var pendingClientBody: ByteBuffer?
@@ -348,6 +350,15 @@ extension ProxyExchange: UpstreamConnectionDelegate {
                 from: upstreamHead, requestMethod: self.clientHead.method
             )
             var head = forwardedHead
+            self.closeClientAfterResponse = !self.clientHead.isKeepAlive
+            if self.clientHead.version == .http1_0 {
+                // An HTTP/1.0 client cannot read chunked framing: it gets the bytes delimited by closing.
+                head.version = .http1_0
+                if head.headers[canonicalForm: "transfer-encoding"].contains(where: { $0.lowercased() == "chunked" }) {
+                    head.headers.remove(name: "transfer-encoding")
+                    self.closeClientAfterResponse = true
+                }
+            }
             self.upstreamKeepAlive = keepAlive
             self.record?.upstreamAnswered(status: Int(upstreamHead.status.code))
             if let endpoint = self.endpoint, let request = self.inferenceRequest,
@@ -400,7 +411,7 @@ extension ProxyExchange: UpstreamConnectionDelegate {
                     connection.close()
                 }
             }
-            self.client.finishResponse(of: self, trailers: trailers, closeConnection: false)
+            self.client.finishResponse(of: self, trailers: trailers, closeConnection: self.closeClientAfterResponse)
         }
     }
 
