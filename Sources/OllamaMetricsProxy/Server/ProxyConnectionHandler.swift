@@ -65,7 +65,10 @@ final class ProxyConnectionHandler: ChannelDuplexHandler {
         switch self.unwrapInboundIn(data) {
         case .head(let head):
             guard case .idle = self.state else {
-                preconditionFailure("request head received in state \(self.state)")
+                // NIO's pipelining handler holds the next request until the response ends, so this is a
+                // request behind one after which the connection closes (`Connection: close`, HTTP/1.0):
+                // it is not answered, as HTTP/1.1 says.
+                return
             }
             self.idleSince = nil
             if head.headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" }) {
