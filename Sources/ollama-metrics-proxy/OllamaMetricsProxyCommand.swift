@@ -17,11 +17,9 @@ struct OllamaMetricsProxyCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ollama-metrics-proxy",
         abstract: "A transparent reverse proxy for Ollama that exposes Prometheus metrics.",
-        discussion: """
-            Point clients at --listen instead of Ollama; scrape http://<metrics-listen>/metrics.
-            Addresses are :PORT (every interface), HOST:PORT or [IPv6]:PORT. Flags also take the
-            single-dash form of the Go tool (-listen :11435) and --flag=value.
-            """,
+        discussion: "Point clients at --listen instead of Ollama and scrape http://<metrics-listen>/metrics. "
+            + "Addresses are :PORT (every interface), HOST:PORT or [IPv6]:PORT. Flags also take the Go tool's "
+            + "single-dash form (-listen :11435) and --flag=value.",
         version: ProxyVersion.current
     )
 
@@ -42,7 +40,7 @@ struct OllamaMetricsProxyCommand: AsyncParsableCommand {
     var maxModels: Int = 100
 
     @Option(name: [.customLong("threads"), .customLong("threads", withSingleDash: true)],
-            help: "Event loop threads (default: one per core).")
+            help: "Event loop threads; the default is one per core.")
     var threads: Int = System.coreCount
 
     @Option(name: [.customLong("log-level"), .customLong("log-level", withSingleDash: true)],
