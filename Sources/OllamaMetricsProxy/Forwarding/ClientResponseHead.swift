@@ -1,12 +1,26 @@
 import NIOHTTP1
 
-/// Turns Ollama's response head into the one sent to the client: unchanged but for hop-by-hop headers.
+/// Turns Ollama's response head into the one sent to the client: unchanged but for hop-by-hop headers, and
+/// for framing where the client's connection needs another one than Ollama's. Every framing decision of
+/// the proxy is made here.
 enum ClientResponseHead {
-    /// - Returns: the head for the client, and whether the upstream connection may be reused afterwards.
-    static func make(from upstreamHead: HTTPResponseHead, requestMethod: HTTPMethod = .GET)
-        -> (head: HTTPResponseHead, upstreamKeepAlive: Bool)
+    struct Forwarded {
+        var head: HTTPResponseHead
+        /// Whether the upstream connection may be reused after this response.
+        var upstreamKeepAlive: Bool
+        /// Whether the client connection must close after this response (the client asked for it, or the
+        /// body is delimited by the close).
+        var closeClientAfterResponse: Bool
+    }
+
+    /// - Parameters:
+    ///   - upstreamHead: the head as Ollama sent it.
+    ///   - request: the client's request head (method, HTTP version, keep-alive).
+    ///   - bodyMayShrink: the proxy removes bytes from the body (a withheld usage chunk), so a declared
+    ///     length would be wrong.
+    static func make(from upstreamHead: HTTPResponseHead, for request: HTTPRequestHead, bodyMayShrink: Bool = false)
+        -> Forwarded
     {
-        let upstreamKeepAlive = upstreamHead.isKeepAlive
         var head = upstreamHead
         // `Connection: keep-alive` (Ollama sends it on Anthropic streams) stays true of the client's
         // connection, so it is kept as Ollama sent it; anything else about the upstream connection is not.
@@ -22,16 +36,36 @@ enum ClientResponseHead {
                 head.headers.add(name: "Connection", value: original)
             }
         }
-        head.version = .http1_1
-        // A body Ollama delimited by closing its connection is re-framed as chunked for the client, whose
-        // connection stays open. (Ollama's Go server always frames its bodies; this is for anything else.)
+
+        var closeClient = !request.isKeepAlive
         let code = head.status.code
-        let mayHaveBody = requestMethod != .HEAD && code >= 200 && code != 204 && code != 304
-        if mayHaveBody && !head.headers.contains(name: "content-length")
-            && !head.headers.contains(name: "transfer-encoding")
-        {
-            head.headers.add(name: "Transfer-Encoding", value: "chunked")
+        let mayHaveBody = request.method != .HEAD && code >= 200 && code != 204 && code != 304
+        if mayHaveBody && bodyMayShrink && head.headers.contains(name: "content-length") {
+            head.headers.remove(name: "content-length")
         }
-        return (head, upstreamKeepAlive)
+        let unframed = !head.headers.contains(name: "content-length") && !head.headers.contains(name: "transfer-encoding")
+        if request.version == .http1_0 {
+            // An HTTP/1.0 client cannot read chunked framing: it gets the bytes delimited by the close.
+            head.version = .http1_0
+            if mayHaveBody && (unframed || Self.isChunked(head.headers)) {
+                head.headers.remove(name: "transfer-encoding")
+                closeClient = true
+            }
+        } else {
+            head.version = .http1_1
+            // A body whose length is unknown (delimited by Ollama's close, or shortened by the proxy) is
+            // chunked for the client, whose connection stays open.
+            if mayHaveBody && unframed {
+                head.headers.add(name: "Transfer-Encoding", value: "chunked")
+            }
+        }
+        if closeClient && keepAliveOnly {
+            head.headers.replaceOrAdd(name: "Connection", value: "close")
+        }
+        return Forwarded(head: head, upstreamKeepAlive: upstreamHead.isKeepAlive, closeClientAfterResponse: closeClient)
+    }
+
+    private static func isChunked(_ headers: HTTPHeaders) -> Bool {
+        headers[canonicalForm: "transfer-encoding"].contains { $0.lowercased() == "chunked" }
     }
 }

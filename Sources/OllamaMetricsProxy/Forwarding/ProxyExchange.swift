@@ -94,9 +94,7 @@ final class ProxyExchange {
         } else {
             self.endpoint = nil
             self.requestState = .streaming
-            self.pendingHead = UpstreamRequestHead.make(
-                from: head, upstream: shared.upstream, clientAddress: clientAddress
-            )
+            self.pendingHead = self.upstreamHead(bodyLength: nil)
         }
     }
 
@@ -186,10 +184,7 @@ final class ProxyExchange {
         self.inferenceRequest = request
         self.record = InferenceRecord(metrics: self.shared.metrics, endpoint: endpoint, model: request.model)
         self.replayableBody = sent
-        self.pendingHead = UpstreamRequestHead.make(
-            from: self.clientHead, upstream: self.shared.upstream, clientAddress: self.clientAddress,
-            bodyLength: sent.readableBytes
-        )
+        self.pendingHead = self.upstreamHead(bodyLength: sent.readableBytes)
         if sent.readableBytes > 0 {
             self.pendingParts.append(.body(.byteBuffer(sent)))
         }
@@ -205,13 +200,18 @@ final class ProxyExchange {
             model: nil, isStreaming: endpoint.streamsByDefault, withholdUsageChunks: false
         )
         self.record = InferenceRecord(metrics: self.shared.metrics, endpoint: endpoint, model: nil)
-        self.pendingHead = UpstreamRequestHead.make(
-            from: self.clientHead, upstream: self.shared.upstream, clientAddress: self.clientAddress
-        )
+        self.pendingHead = self.upstreamHead(bodyLength: nil)
         self.client.setClientReadsHeld(true)
         self.pendingParts.append(.body(.byteBuffer(buffered)))
         self.pendingParts.append(.body(.byteBuffer(next)))
         self.sendPendingIfConnected()
+    }
+
+    private func upstreamHead(bodyLength: Int?) -> HTTPRequestHead {
+        UpstreamRequestHead.make(
+            from: self.clientHead, upstream: self.shared.upstream, clientAddress: self.clientAddress,
+            bodyLength: bodyLength
+        )
     }
 
     // MARK: - Upstream connection
@@ -246,6 +246,10 @@ final class ProxyExchange {
         guard !self.clientGone else { return }
         let reason = UpstreamFailure.describe(error)
         self.logUpstreamFailure("cannot reach Ollama", error: reason)
+        if self.record == nil, let endpoint = self.endpoint {
+            // The body was still arriving: the request is counted all the same, without its model.
+            self.record = InferenceRecord(metrics: self.shared.metrics, endpoint: endpoint, model: nil)
+        }
         self.record?.fail(.upstreamUnreachable)
         self.respondBadGateway("cannot reach Ollama at \(self.shared.upstream): \(reason)")
     }
@@ -293,10 +297,7 @@ final class ProxyExchange {
         self.retried = true
         self.sentHead = false
         self.upstreamState = .connecting
-        self.pendingHead = UpstreamRequestHead.make(
-            from: self.clientHead, upstream: self.shared.upstream, clientAddress: self.clientAddress,
-            bodyLength: self.endpoint == nil ? nil : body.readableBytes
-        )
+        self.pendingHead = self.upstreamHead(bodyLength: self.endpoint == nil ? nil : body.readableBytes)
         self.pendingParts = body.readableBytes > 0 ? [.body(.byteBuffer(body)), .end(nil)] : [.end(nil)]
         self.acquireConnection()
         return true
@@ -346,32 +347,16 @@ extension ProxyExchange: UpstreamConnectionDelegate {
         case .head(let upstreamHead):
             guard case .awaitingHead = self.responseState else { return }
             self.responseState = .streaming
-            let (forwardedHead, keepAlive) = ClientResponseHead.make(
-                from: upstreamHead, requestMethod: self.clientHead.method
+            let status = Int(upstreamHead.status.code)
+            self.record?.upstreamAnswered(status: status)
+            let inspected = (200..<300).contains(status) ? self.inferenceRequest : nil
+            let forwarded = ClientResponseHead.make(
+                from: upstreamHead, for: self.clientHead, bodyMayShrink: inspected?.withholdUsageChunks ?? false
             )
-            var head = forwardedHead
-            self.closeClientAfterResponse = !self.clientHead.isKeepAlive
-            if self.clientHead.version == .http1_0 {
-                // An HTTP/1.0 client cannot read chunked framing: it gets the bytes delimited by closing.
-                head.version = .http1_0
-                if head.headers[canonicalForm: "transfer-encoding"].contains(where: { $0.lowercased() == "chunked" }) {
-                    head.headers.remove(name: "transfer-encoding")
-                    self.closeClientAfterResponse = true
-                }
-            }
-            self.upstreamKeepAlive = keepAlive
-            self.record?.upstreamAnswered(status: Int(upstreamHead.status.code))
-            if let endpoint = self.endpoint, let request = self.inferenceRequest,
-                (200..<300).contains(upstreamHead.status.code)
-            {
-                if request.withholdUsageChunks, head.headers.contains(name: "content-length"),
-                    self.clientHead.method != .HEAD
-                {
-                    // A stream whose length was declared (by something between Ollama and the proxy) gets
-                    // shorter when the usage chunk is withheld: send it chunked instead.
-                    head.headers.remove(name: "content-length")
-                    head.headers.replaceOrAdd(name: "Transfer-Encoding", value: "chunked")
-                }
+            self.upstreamKeepAlive = forwarded.upstreamKeepAlive
+            self.closeClientAfterResponse = forwarded.closeClientAfterResponse
+            let head = forwarded.head
+            if let endpoint = self.endpoint, let request = inspected {
                 self.inspector = ResponseInspector(
                     endpoint: endpoint, request: request, contentType: head.headers.first(name: "content-type")
                 )

@@ -79,6 +79,8 @@ import Testing
 }
 
 @Suite struct ClientResponseHeadRewriting {
+    static let request = HTTPRequestHead(version: .http1_1, method: .POST, uri: "/v1/messages")
+
     @Test func passesOllamaHeadersThroughUnchanged() {
         let upstream = HTTPResponseHead(
             version: .http1_1, status: .ok,
@@ -87,19 +89,54 @@ import Testing
                 ("Date", "Sun, 01 Jun 2025 12:00:00 GMT"), ("Transfer-Encoding", "chunked"),
             ])
         )
-        let (head, keepAlive) = ClientResponseHead.make(from: upstream)
-        #expect(head == upstream)
-        #expect(keepAlive)
+        let forwarded = ClientResponseHead.make(from: upstream, for: Self.request)
+        #expect(forwarded.head == upstream)
+        #expect(forwarded.upstreamKeepAlive)
+        #expect(!forwarded.closeClientAfterResponse)
     }
 
     @Test func dropsConnectionCloseWhichOnlyConcernsTheUpstreamConnection() {
         let upstream = HTTPResponseHead(
             version: .http1_1, status: .ok, headers: HTTPHeaders([("Content-Length", "2"), ("Connection", "close")])
         )
-        let (head, keepAlive) = ClientResponseHead.make(from: upstream)
-        #expect(!head.headers.contains(name: "connection"))
-        #expect(head.headers["content-length"] == ["2"])
-        #expect(!keepAlive)
+        let forwarded = ClientResponseHead.make(from: upstream, for: Self.request)
+        #expect(!forwarded.head.headers.contains(name: "connection"))
+        #expect(forwarded.head.headers["content-length"] == ["2"])
+        #expect(!forwarded.upstreamKeepAlive)
+        #expect(!forwarded.closeClientAfterResponse)
+    }
+
+    @Test func aBodyTheProxyShortensLosesItsDeclaredLengthAndIsChunked() {
+        let upstream = HTTPResponseHead(
+            version: .http1_1, status: .ok,
+            headers: HTTPHeaders([("Content-Type", "text/event-stream"), ("Content-Length", "900")])
+        )
+        let forwarded = ClientResponseHead.make(from: upstream, for: Self.request, bodyMayShrink: true)
+        #expect(forwarded.head.headers["content-length"] == [])
+        #expect(forwarded.head.headers["transfer-encoding"] == ["chunked"])
+    }
+
+    @Test func http10ClientsGetCloseDelimitedBodiesInsteadOfChunks() {
+        let upstream = HTTPResponseHead(
+            version: .http1_1, status: .ok,
+            headers: HTTPHeaders([("Content-Type", "application/x-ndjson"), ("Transfer-Encoding", "chunked")])
+        )
+        let request = HTTPRequestHead(version: .http1_0, method: .POST, uri: "/api/generate")
+        let forwarded = ClientResponseHead.make(from: upstream, for: request)
+        #expect(forwarded.head.version == .http1_0)
+        #expect(!forwarded.head.headers.contains(name: "transfer-encoding"))
+        #expect(forwarded.closeClientAfterResponse)
+    }
+
+    @Test func aClientThatAskedToCloseIsToldSo() {
+        let upstream = HTTPResponseHead(
+            version: .http1_1, status: .ok, headers: HTTPHeaders([("Connection", "keep-alive"), ("Content-Length", "2")])
+        )
+        var request = Self.request
+        request.headers.add(name: "Connection", value: "close")
+        let forwarded = ClientResponseHead.make(from: upstream, for: request)
+        #expect(forwarded.closeClientAfterResponse)
+        #expect(forwarded.head.headers["connection"] == ["close"])
     }
 }
 
