@@ -1,7 +1,16 @@
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// The running proxy: the client-facing listener and the metrics listener, on one event loop group.
 public final class ProxyServer: Sendable {
@@ -151,13 +160,3 @@ public struct ServerStartError: Error, CustomStringConvertible {
         return "\(error)"
     }
 }
-
-import NIOConcurrencyHelpers
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif

@@ -31,10 +31,6 @@ final class UpstreamConnection {
         self.channel.write(part, promise: nil)
     }
 
-    func writeAndFlush(_ part: HTTPClientRequestPart) {
-        self.channel.writeAndFlush(part, promise: nil)
-    }
-
     func flush() {
         self.channel.flush()
     }
