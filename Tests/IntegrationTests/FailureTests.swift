@@ -141,6 +141,34 @@ import Testing
         }
     }
 
+    @Test func aResponseStartedDuringShutdownTellsTheClientTheConnectionCloses() async throws {
+        try await ProxyHarness.with { harness in
+            let connection = try await TestHTTPConnection.connect(to: harness.proxyAddress)
+            try await connection.send(
+                .POST, "/api/generate", headers: [("X-Sim-Gate", "shutdown-head")],
+                body: ByteBuffer(string: #"{"model":"m","prompt":"hi"}"#)
+            )
+            #expect(await harness.simulator.waitForHeld(atGate: "shutdown-head"))
+            let idle = try await RawTCPConnection.connect(to: harness.proxyAddress)
+            let shutdown = Task { await harness.proxy.shutdown(drainTimeout: .seconds(20)) }
+            // Shutdown closes idle connections at once and asks busy ones to close after their response; once
+            // the idle one is gone, the request is told too (a little later, if on another event loop).
+            _ = try await idle.waitFor { _ in idle.isClosed }
+            try await Task.sleep(for: .milliseconds(100))
+            harness.simulator.openGate("shutdown-head")
+            guard case .head(let head) = await connection.nextPart() else { Issue.record("no head"); return }
+            #expect(head.status == .ok)
+            #expect(head.headers.first(name: "connection")?.lowercased() == "close")
+            var text = ""
+            while let part = await connection.nextPart() {
+                if case .body(let buffer) = part { text += String(buffer: buffer) }
+                if case .end = part { break }
+            }
+            #expect(text.contains(#""done":true"#))
+            await shutdown.value
+        }
+    }
+
     @Test func aClientThatNeverFinishesItsRequestHeadIsDisconnected() async throws {
         try await ProxyHarness.with(requestHeadTimeout: .milliseconds(500)) { harness in
             let raw = try await RawTCPConnection.connect(to: harness.proxyAddress)

@@ -144,6 +144,52 @@ import Testing
         }
     }
 
+    @Test func requestPipelinedDuringAStreamWaitsForItsEnd() async throws {
+        try await ProxyHarness.with { harness in
+            let raw = try await RawTCPConnection.connect(to: harness.proxyAddress)
+            let body = #"{"model":"m","prompt":"hi"}"#
+            try await raw.write(
+                "POST /api/generate HTTP/1.1\r\nHost: x\r\nX-Sim-Tokens: 8\r\nX-Sim-Token-Delay-Ms: 50\r\n"
+                    + "Content-Length: \(body.utf8.count)\r\n\r\n\(body)"
+            )
+            _ = try await raw.waitFor { $0.contains(#""done":false"#) }
+            // The stream is running: the next request arrives now and must not overtake it.
+            try await raw.write("GET /api/tags HTTP/1.1\r\nHost: x\r\n\r\n")
+            let text = try await raw.waitFor { $0.contains(#""models""#) }
+            let done = try #require(text.firstRange(of: #""done":true"#))
+            let tags = try #require(text.firstRange(of: #""models""#))
+            #expect(done.lowerBound < tags.lowerBound)
+            #expect(text.occurrences(of: "HTTP/1.1 200 OK") == 2)
+            #expect(harness.simulator.requests.map(\.path) == ["/api/generate", "/api/tags"])
+            #expect(!raw.isClosed, "the connection stays open for more requests")
+            let metrics = try await harness.scrape()
+            #expect(metrics.value("ollama_requests_total", ["model": "m", "endpoint": "/api/generate"]) == 1)
+            await raw.close()
+        }
+    }
+
+    @Test func bytesThatAreNotHTTPGet400AfterTheRequestsBeforeThem() async throws {
+        try await ProxyHarness.with { harness in
+            // On a fresh connection: 400 at once, and the connection closes.
+            let fresh = try await RawTCPConnection.connect(to: harness.proxyAddress)
+            try await fresh.write("HELLO THERE\r\n\r\n")
+            let refused = try await fresh.waitFor { _ in fresh.isClosed }
+            #expect(refused.hasPrefix("HTTP/1.1 400 Bad Request\r\n"), "\(refused)")
+            #expect(fresh.isClosed)
+
+            // Behind a valid request: that one is answered first, then the 400, then the close.
+            let raw = try await RawTCPConnection.connect(to: harness.proxyAddress)
+            try await raw.write("GET /api/version HTTP/1.1\r\nHost: x\r\n\r\nHELLO THERE\r\n\r\n")
+            let text = try await raw.waitFor { _ in raw.isClosed }
+            #expect(text.hasPrefix("HTTP/1.1 200 OK\r\n"), "\(text)")
+            let ok = try #require(text.firstRange(of: #""version""#))
+            let badRequest = try #require(text.firstRange(of: "HTTP/1.1 400 Bad Request"))
+            #expect(ok.lowerBound < badRequest.lowerBound)
+            #expect(harness.simulator.requests.map(\.path) == ["/api/version"])
+            #expect(try await harness.viaProxy(.GET, "/api/version").status == 200)
+        }
+    }
+
     @Test func expectContinueIsAnsweredSoTheClientSendsItsBody() async throws {
         try await ProxyHarness.with { harness in
             let raw = try await RawTCPConnection.connect(to: harness.proxyAddress)

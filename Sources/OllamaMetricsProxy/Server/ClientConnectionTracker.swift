@@ -2,7 +2,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 
 /// Knows every open client connection, so that shutdown can ask each to finish its current response and
-/// close (NIO's pipelining handler does that on `ChannelShouldQuiesceEvent`), then wait for them.
+/// close (`ProxyConnectionHandler` does that on `ChannelShouldQuiesceEvent`), then wait for them.
 final class ClientConnectionTracker: Sendable {
     private struct State {
         var channels: [ObjectIdentifier: Channel] = [:]

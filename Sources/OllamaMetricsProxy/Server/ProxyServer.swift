@@ -65,8 +65,10 @@ public final class ProxyServer: Sendable {
                     var encoder = HTTPResponseEncoder.Configuration()
                     encoder.automaticallySetFramingHeaders = false
                     // Outbound header validation is off: the headers are Ollama's, already valid HTTP.
+                    // Pipelining and malformed requests are handled by `ProxyConnectionHandler` itself:
+                    // fewer handlers, and no stopping and restarting of reads around every request.
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(
-                        withPipeliningAssistance: true, withErrorHandling: true,
+                        withPipeliningAssistance: false, withErrorHandling: false,
                         withOutboundHeaderValidation: false, withEncoderConfiguration: encoder
                     )
                     try channel.pipeline.syncOperations.addHandler(ProxyConnectionHandler(shared: shared))
