@@ -13,6 +13,9 @@ public struct ProxyConfiguration: Sendable {
     /// How long a client may take to send a complete request head, and how long an idle keep-alive
     /// connection is kept open. Nothing else in the proxy times out: streams may last hours.
     public var requestHeadTimeout: Duration
+    /// How long an unused keep-alive connection to Ollama is kept (Go's HTTP client keeps them 90 s).
+    /// This is not a timeout on requests: a connection in use is never closed by the proxy.
+    public var upstreamIdleTimeout: Duration
     /// Event loop threads serving the proxy; defaults to one per core.
     public var threads: Int
 
@@ -22,6 +25,7 @@ public struct ProxyConfiguration: Sendable {
         upstream: UpstreamURL = try! .init(parsing: "http://localhost:11434"),
         maxModelLabels: Int = 100,
         requestHeadTimeout: Duration = .seconds(75),
+        upstreamIdleTimeout: Duration = .seconds(60),
         threads: Int = System.coreCount
     ) {
         self.listen = listen
@@ -29,6 +33,7 @@ public struct ProxyConfiguration: Sendable {
         self.upstream = upstream
         self.maxModelLabels = maxModelLabels
         self.requestHeadTimeout = requestHeadTimeout
+        self.upstreamIdleTimeout = upstreamIdleTimeout
         self.threads = threads
     }
 }

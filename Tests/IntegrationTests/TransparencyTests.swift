@@ -126,6 +126,27 @@ import Testing
         }
     }
 
+    @Test func unusedConnectionsToOllamaAreClosedAfterTheIdleTimeout() async throws {
+        try await ProxyHarness.with(upstreamIdleTimeout: .milliseconds(300)) { harness in
+            let responses = try await withThrowingTaskGroup(of: Int.self) { group in
+                for _ in 0..<4 {
+                    group.addTask { try await harness.viaProxy(.GET, "/api/tags").status }
+                }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            #expect(responses == [200, 200, 200, 200])
+            #expect(await harness.proxy.idleUpstreamConnectionCount() >= 1, "kept for the next request")
+            let deadline = ContinuousClock.now + .seconds(10)
+            while await harness.proxy.idleUpstreamConnectionCount() > 0, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            #expect(await harness.proxy.idleUpstreamConnectionCount() == 0)
+            // The next request opens a fresh connection as if nothing happened.
+            #expect(try await harness.viaProxy(.GET, "/api/tags").status == 200)
+            #expect(await harness.proxy.idleUpstreamConnectionCount() == 1)
+        }
+    }
+
     @Test func pipelinedRequestsAreAnsweredInOrder() async throws {
         try await ProxyHarness.with { harness in
             let raw = try await RawTCPConnection.connect(to: harness.proxyAddress)

@@ -39,7 +39,10 @@ public final class ProxyServer: Sendable {
         self.logger = logger
         self.ownsGroup = group == nil
         self.group = group ?? MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.threads))
-        self.pools = UpstreamConnectionPools(group: self.group, upstream: configuration.upstream)
+        self.pools = UpstreamConnectionPools(
+            group: self.group, upstream: configuration.upstream,
+            idleTimeout: TimeAmount(configuration.upstreamIdleTimeout)
+        )
         self.connections = ClientConnectionTracker()
         self.channels = NIOLockedValueBox(nil)
     }
@@ -97,6 +100,11 @@ public final class ProxyServer: Sendable {
             throw error
         }
         self.channels.withLockedValue { $0 = (proxyChannel, metricsChannel) }
+    }
+
+    /// Keep-alive connections to Ollama that are open and unused right now.
+    public func idleUpstreamConnectionCount() async -> Int {
+        await self.pools.idleConnectionCount()
     }
 
     /// Stops accepting connections, lets in-flight requests finish for up to `drainTimeout`, then closes

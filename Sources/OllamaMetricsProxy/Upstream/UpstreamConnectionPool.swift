@@ -4,26 +4,41 @@ import NIOPosix
 
 /// Keep-alive connections to Ollama for one event loop. Client and upstream channels share the loop, so
 /// forwarding never hops threads and the pool needs no lock: it is only touched on its own loop.
+///
+/// Connections left idle for `idleTimeout` are closed, so that a burst of concurrent requests does not leave
+/// hundreds of sockets open in Ollama for good. When a loop has been quiet that long, freed heap memory is
+/// handed back to the system too (`malloc_trim`): after a burst, memory returns to its idle level.
 final class UpstreamConnectionPool {
+    private struct IdleConnection {
+        let connection: UpstreamConnection
+        let since: NIODeadline
+    }
+
     let eventLoop: EventLoop
     let upstream: UpstreamURL
     /// Idle connections kept per event loop; more are closed when they are returned.
     let maxIdleConnections: Int
-    private var idle: [UpstreamConnection] = []
+    let idleTimeout: TimeAmount
+    /// Most recently returned last: reuse takes the warmest connection, expiry starts with the oldest.
+    private var idle: [IdleConnection] = []
+    private var expiryTimer: Scheduled<Void>?
 
-    init(eventLoop: EventLoop, upstream: UpstreamURL, maxIdleConnections: Int = 128) {
+    init(eventLoop: EventLoop, upstream: UpstreamURL, maxIdleConnections: Int = 128, idleTimeout: TimeAmount = .seconds(60)) {
         self.eventLoop = eventLoop
         self.upstream = upstream
         self.maxIdleConnections = maxIdleConnections
+        self.idleTimeout = idleTimeout
     }
+
+    var idleConnectionCount: Int { self.idle.count }
 
     /// Hands a connection to `body`: a live idle one at once if there is one (`reused` is then true),
     /// else a new one when it is connected. `body` runs on the pool's event loop.
     func acquire(_ body: @escaping (Result<(connection: UpstreamConnection, reused: Bool), Error>) -> Void) {
         self.eventLoop.preconditionInEventLoop()
-        while let connection = self.idle.popLast() {
-            if connection.isActive {
-                body(.success((connection, true)))
+        while let entry = self.idle.popLast() {
+            if entry.connection.isActive {
+                body(.success((entry.connection, true)))
                 return
             }
         }
@@ -46,15 +61,41 @@ final class UpstreamConnectionPool {
             connection.close()
             return
         }
-        self.idle.append(connection)
+        self.idle.append(IdleConnection(connection: connection, since: .now()))
+        if self.expiryTimer == nil {
+            self.scheduleExpiry(at: .now() + self.idleTimeout)
+        }
     }
 
     /// Closes every idle connection (at shutdown).
     func closeIdleConnections() {
         self.eventLoop.preconditionInEventLoop()
+        self.expiryTimer?.cancel()
+        self.expiryTimer = nil
         let idle = self.idle
         self.idle.removeAll()
-        for connection in idle { connection.close() }
+        for entry in idle { entry.connection.close() }
+    }
+
+    /// One timer per pool, not per connection: it wakes when the oldest idle connection expires.
+    private func scheduleExpiry(at deadline: NIODeadline) {
+        self.expiryTimer = self.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) {
+            self.expiryTimer = nil
+            self.closeExpiredConnections()
+        }
+    }
+
+    private func closeExpiredConnections() {
+        let now = NIODeadline.now()
+        let expired = self.idle.prefix { $0.since + self.idleTimeout <= now }
+        self.idle.removeFirst(expired.count)
+        for entry in expired { entry.connection.close() }
+        if let oldest = self.idle.first {
+            self.scheduleExpiry(at: oldest.since + self.idleTimeout)
+        } else if !expired.isEmpty {
+            // No connection was returned for a whole `idleTimeout`: this loop is quiet.
+            HeapTrimmer.trim()
+        }
     }
 
     private func connect() -> EventLoopFuture<Channel> {
@@ -82,11 +123,11 @@ final class UpstreamConnectionPool {
 final class UpstreamConnectionPools: Sendable {
     private let pools: [ObjectIdentifier: NIOLoopBoundBox<UpstreamConnectionPool>]
 
-    init(group: EventLoopGroup, upstream: UpstreamURL) {
+    init(group: EventLoopGroup, upstream: UpstreamURL, idleTimeout: TimeAmount = .seconds(60)) {
         var pools: [ObjectIdentifier: NIOLoopBoundBox<UpstreamConnectionPool>] = [:]
         for loop in group.makeIterator() {
             pools[ObjectIdentifier(loop)] = NIOLoopBoundBox.makeBoxSendingValue(
-                UpstreamConnectionPool(eventLoop: loop, upstream: upstream), eventLoop: loop
+                UpstreamConnectionPool(eventLoop: loop, upstream: upstream, idleTimeout: idleTimeout), eventLoop: loop
             )
         }
         self.pools = pools
@@ -98,6 +139,15 @@ final class UpstreamConnectionPools: Sendable {
             preconditionFailure("no upstream pool for event loop \(eventLoop)")
         }
         return pool.value
+    }
+
+    /// Idle connections of every pool, for tests.
+    func idleConnectionCount() async -> Int {
+        var total = 0
+        for pool in self.pools.values {
+            total += (try? await pool.eventLoop.submit { pool.value.idleConnectionCount }.get()) ?? 0
+        }
+        return total
     }
 
     func closeIdleConnections() async {

@@ -18,6 +18,7 @@ struct ProxyHarness: Sendable {
         upstreamURL: String? = nil,
         maxModelLabels: Int = 100,
         requestHeadTimeout: Duration = .seconds(75),
+        upstreamIdleTimeout: Duration = .seconds(60),
         _ body: @Sendable (ProxyHarness) async throws -> T
     ) async throws -> T {
         let simulator = try await OllamaSimulator.start(host: "127.0.0.1", port: 0)
@@ -28,6 +29,7 @@ struct ProxyHarness: Sendable {
             upstream: upstream,
             maxModelLabels: maxModelLabels,
             requestHeadTimeout: requestHeadTimeout,
+            upstreamIdleTimeout: upstreamIdleTimeout,
             threads: 2
         )
         var logger = Logger(label: "test-proxy")
