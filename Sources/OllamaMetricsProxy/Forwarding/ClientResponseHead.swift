@@ -24,12 +24,19 @@ enum ClientResponseHead {
         var head = upstreamHead
         // `Connection: keep-alive` (Ollama sends it on Anthropic streams) stays true of the client's
         // connection, so it is kept as Ollama sent it; anything else about the upstream connection is not.
-        let connection = head.headers[canonicalForm: "connection"]
-        let keepAliveOnly = connection.count == 1 && connection[0].lowercased() == "keep-alive"
-        if head.headers.contains(name: "connection") && !keepAliveOnly
-            || head.headers.contains(name: "keep-alive")
-            || head.headers.contains(name: "proxy-connection")
-        {
+        // One pass, without allocating: most responses have no hop-by-hop header, or only that one.
+        var connectionHeaders = 0
+        var keepAliveOnly = false
+        var otherHopByHop = false
+        for (name, value) in head.headers where HopByHopHeaders.isFixed(name) {
+            if name.equalsLowercaseASCII("connection") {
+                connectionHeaders += 1
+                keepAliveOnly = connectionHeaders == 1 && value.trimmingSpaces.equalsLowercaseASCII("keep-alive")
+            } else {
+                otherHopByHop = true
+            }
+        }
+        if otherHopByHop || (connectionHeaders > 0 && !keepAliveOnly) {
             let original = head.headers.first(name: "connection")
             HopByHopHeaders.remove(from: &head.headers)
             if keepAliveOnly, let original {
@@ -46,13 +53,14 @@ enum ClientResponseHead {
         let unframed = !head.headers.contains(name: "content-length") && !head.headers.contains(name: "transfer-encoding")
         if request.version == .http1_0 {
             // An HTTP/1.0 client cannot read chunked framing: it gets the bytes delimited by the close.
-            head.version = .http1_0
+            if head.version != .http1_0 { head.version = .http1_0 }
             if mayHaveBody && (unframed || Self.isChunked(head.headers)) {
                 head.headers.remove(name: "transfer-encoding")
                 closeClient = true
             }
         } else {
-            head.version = .http1_1
+            // Set only when it differs: setting it copies the whole head.
+            if head.version != .http1_1 { head.version = .http1_1 }
             // A body whose length is unknown (delimited by Ollama's close, or shortened by the proxy) is
             // chunked for the client, whose connection stays open.
             if mayHaveBody && unframed {

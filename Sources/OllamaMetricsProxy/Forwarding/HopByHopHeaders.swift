@@ -9,11 +9,41 @@ enum HopByHopHeaders {
     ]
 
     static func remove(from headers: inout HTTPHeaders) {
+        // Most messages carry none: one pass without allocating, instead of a removal pass per name.
+        guard headers.contains(where: { Self.isFixed($0.name) }) else { return }
         for token in headers[canonicalForm: "connection"] {
             headers.remove(name: String(token))
         }
         for name in self.fixed {
             headers.remove(name: name)
         }
+    }
+
+    /// Whether `name` is one of the fixed hop-by-hop header names, in any letter case.
+    static func isFixed(_ name: String) -> Bool {
+        let count = name.utf8.count
+        for candidate in self.fixed where candidate.utf8.count == count {
+            if name.equalsLowercaseASCII(candidate) { return true }
+        }
+        return false
+    }
+}
+
+extension StringProtocol {
+    /// Compares with `lowercase`, a name made of lowercase ASCII letters and `-`, ignoring the letter case
+    /// of `self`. Header names are ASCII tokens, so setting bit 5 lowercases exactly their letters.
+    func equalsLowercaseASCII(_ lowercase: String) -> Bool {
+        self.utf8.elementsEqual(lowercase.utf8) { ($0 | 0x20) == $1 }
+    }
+
+}
+
+extension String {
+    /// The value without leading and trailing spaces and tabs (optional whitespace around header values).
+    var trimmingSpaces: Substring {
+        let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" }
+        guard let first = self.firstIndex(where: { !isSpace($0) }) else { return "" }
+        let last = self.lastIndex(where: { !isSpace($0) })!
+        return self[first...last]
     }
 }

@@ -17,7 +17,9 @@ enum UpstreamRequestHead {
         var headers = clientHead.headers
         HopByHopHeaders.remove(from: &headers)
         // The proxy answers `Expect: 100-continue` itself and then streams the body; Ollama need not.
-        headers.remove(name: "expect")
+        if headers.contains(name: "expect") {
+            headers.remove(name: "expect")
+        }
 
         let originalHost = headers.first(name: "host")
         headers.replaceOrAdd(name: "host", value: upstream.hostHeader)
@@ -35,14 +37,20 @@ enum UpstreamRequestHead {
             headers.add(name: "X-Forwarded-Host", value: originalHost)
         }
         if let bodyLength {
-            headers.remove(name: "transfer-encoding")
-            headers.replaceOrAdd(name: "content-length", value: String(bodyLength))
+            if headers.contains(name: "transfer-encoding") {
+                headers.remove(name: "transfer-encoding")
+            }
+            let length = String(bodyLength)
+            if headers.first(name: "content-length") != length {
+                headers.replaceOrAdd(name: "content-length", value: length)
+            }
         }
 
+        let target = self.originForm(of: clientHead.uri)
         return HTTPRequestHead(
             version: .http1_1,
             method: clientHead.method,
-            uri: upstream.basePath + self.originForm(of: clientHead.uri),
+            uri: upstream.basePath.isEmpty ? target : upstream.basePath + target,
             headers: headers
         )
     }

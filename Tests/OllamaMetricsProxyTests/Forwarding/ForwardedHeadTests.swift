@@ -33,6 +33,25 @@ import Testing
         #expect(head.headers["authorization"] == ["Bearer kept"])
     }
 
+    @Test func findsHopByHopNamesInAnyLetterCaseAndNothingElse() {
+        for name in ["TE", "te", "Te", "KEEP-ALIVE", "Proxy-Connection", "trailer", "UpGrade", "connection"] {
+            #expect(HopByHopHeaders.isFixed(name), "\(name)")
+        }
+        for name in ["tea", "t", "", "Keep_Alive", "keep-alivex", "Content-Length", "Transfer-Encoding", "Host"] {
+            #expect(!HopByHopHeaders.isFixed(name), "\(name)")
+        }
+    }
+
+    @Test func aHeadWithoutHopByHopHeadersIsForwardedAsIs() {
+        let client = self.clientHead([("Host", "x"), ("Content-Type", "application/json"), ("Authorization", "Bearer k")])
+        let head = UpstreamRequestHead.make(from: client, upstream: self.upstream, clientAddress: "10.0.0.7")
+        #expect(head.headers.count == 6)
+        #expect(head.headers["content-type"] == ["application/json"])
+        #expect(head.headers["authorization"] == ["Bearer k"])
+        #expect(head.headers["host"] == ["localhost:11434"])
+        #expect(head.headers["x-forwarded-for"] == ["10.0.0.7"])
+    }
+
     @Test func appendsTheClientToXForwardedFor() {
         let fresh = UpstreamRequestHead.make(
             from: self.clientHead([("Host", "x")]), upstream: self.upstream, clientAddress: "10.0.0.7"
@@ -104,6 +123,29 @@ import Testing
         #expect(forwarded.head.headers["content-length"] == ["2"])
         #expect(!forwarded.upstreamKeepAlive)
         #expect(!forwarded.closeClientAfterResponse)
+    }
+
+    @Test func onlyAPlainKeepAliveConnectionHeaderIsKept() {
+        for (value, kept) in [
+            (" Keep-Alive ", true), ("KEEP-ALIVE", true), ("keep-alive, close", false), ("keep-alive, X-Hop", false),
+            ("Upgrade", false),
+        ] {
+            let upstream = HTTPResponseHead(
+                version: .http1_1, status: .ok,
+                headers: HTTPHeaders([("Content-Length", "2"), ("Connection", value), ("X-Hop", "1")])
+            )
+            let forwarded = ClientResponseHead.make(from: upstream, for: Self.request)
+            #expect(forwarded.head.headers["connection"] == (kept ? [value] : []), "\(value)")
+            #expect(forwarded.head.headers.contains(name: "x-hop") == !value.contains("X-Hop"), "\(value)")
+        }
+        // Two Connection headers, or another hop-by-hop header beside it: the set is rebuilt.
+        let twice = HTTPResponseHead(
+            version: .http1_1, status: .ok,
+            headers: HTTPHeaders([("Connection", "keep-alive"), ("Connection", "keep-alive"), ("Keep-Alive", "timeout=5")])
+        )
+        let forwarded = ClientResponseHead.make(from: twice, for: Self.request)
+        #expect(forwarded.head.headers["connection"] == [])
+        #expect(forwarded.head.headers["keep-alive"] == [])
     }
 
     @Test func aBodyTheProxyShortensLosesItsDeclaredLengthAndIsChunked() {
