@@ -207,6 +207,18 @@ import Testing
             let badRequest = try #require(text.firstRange(of: "HTTP/1.1 400 Bad Request"))
             #expect(ok.lowerBound < badRequest.lowerBound)
             #expect(harness.simulator.requests.map(\.path) == ["/api/version"])
+
+            // Inside the body of a request queued behind another: the first is answered, then the connection
+            // closes rather than leave the broken request waiting for the rest of its body.
+            let queued = try await RawTCPConnection.connect(to: harness.proxyAddress)
+            try await queued.write(
+                "GET /api/version HTTP/1.1\r\nHost: x\r\n\r\n"
+                    + "POST /api/blobs/sha256:0123 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    + "5\r\nhello\r\nZZ\r\n"
+            )
+            let cut = try await queued.waitFor { _ in queued.isClosed }
+            #expect(cut.hasPrefix("HTTP/1.1 200 OK\r\n"), "\(cut)")
+            #expect(queued.isClosed)
             #expect(try await harness.viaProxy(.GET, "/api/version").status == 200)
         }
     }

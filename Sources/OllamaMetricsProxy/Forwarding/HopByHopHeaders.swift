@@ -35,7 +35,6 @@ extension StringProtocol {
     func equalsLowercaseASCII(_ lowercase: String) -> Bool {
         self.utf8.elementsEqual(lowercase.utf8) { ($0 | 0x20) == $1 }
     }
-
 }
 
 extension String {

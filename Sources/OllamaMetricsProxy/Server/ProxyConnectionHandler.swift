@@ -147,9 +147,18 @@ final class ProxyConnectionHandler: ChannelDuplexHandler {
                 self.queue.removeFirst()
                 self.handle(part, context: context)
             case .malformed:
-                guard case .idle = self.state else { return }
-                self.queue.removeFirst()
-                self.respondBadRequestAndClose(context: context)
+                switch self.state {
+                case .idle:
+                    self.respondBadRequestAndClose(context: context)
+                case .exchanging(let exchange) where exchange.isRequestComplete:
+                    return  // its turn comes after this response
+                case .exchanging, .draining, .closed:
+                    // Inside the body of a queued request: that request cannot be completed. What was
+                    // answered before it is flushed first.
+                    self.queue.removeAll()
+                    context.flush()
+                    context.close(promise: nil)
+                }
                 return
             }
         }

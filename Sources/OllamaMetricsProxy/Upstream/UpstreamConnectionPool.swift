@@ -61,9 +61,10 @@ final class UpstreamConnectionPool {
             connection.close()
             return
         }
-        self.idle.append(IdleConnection(connection: connection, since: .now()))
+        let now = NIODeadline.now()
+        self.idle.append(IdleConnection(connection: connection, since: now))
         if self.expiryTimer == nil {
-            self.scheduleExpiry(at: .now() + self.idleTimeout)
+            self.scheduleExpiry(at: now + self.idleTimeout)
         }
     }
 
