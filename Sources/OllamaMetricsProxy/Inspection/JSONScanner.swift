@@ -34,6 +34,12 @@ struct JSONScanner {
 
     var isAtEnd: Bool { position >= bytes.count }
 
+    /// Where `slice` (a key or value handed out by this scanner) starts in `bytes`.
+    func offset(of slice: UnsafeRawBufferPointer) -> Int {
+        guard let start = slice.baseAddress, let base = bytes.baseAddress else { return 0 }
+        return base.distance(to: start)
+    }
+
     mutating func fail() {
         failed = true
         position = bytes.count

@@ -2,7 +2,8 @@
 ///
 /// Streams carry usage only when `stream_options.include_usage` is set, in a final usage-only chunk
 /// (`"choices":[]` with a `usage` object). `/v1/completions` additionally puts a zero `usage` on every
-/// chunk that has choices: only the usage-only chunk counts, so "usage present" alone is never enough.
+/// chunk that has choices: only the usage-only chunk counts, so "usage present" alone is never enough, and
+/// when the proxy asked for usage on the client's behalf that member is removed from the chunks.
 /// Non-streaming replies carry `usage` in the single document.
 struct OpenAIUsageReader {
     /// Per-event work for chunks without usage or error is one pass looking for those keys.
@@ -13,8 +14,23 @@ struct OpenAIUsageReader {
         var model: JSONScanner.RawString?
         var hasChoices = false
         var counts: TokenCounts?
+        var usageMembers = 0
+        /// The `usage` member's bytes with one adjacent comma: what removing the member takes out.
+        var usageMember: Range<Int>?
+        var usageIsOpen = false
+        var usageIsZero = false
         var errorMessage: String?
-        let isWellFormed = scanner.forEachMember { scanner, key in
+        var isFirst = true
+        while true {
+            let afterPreviousValue = scanner.position
+            let isFirstMember = isFirst
+            guard let key = scanner.nextKey(isFirst: &isFirst) else { break }
+            let keyStart = scanner.offset(of: key) - 1
+            if usageIsOpen {
+                // `usage` was the first member: it goes with the comma after it.
+                usageMember = usageMember!.lowerBound..<keyStart
+                usageIsOpen = false
+            }
             if key.hasBytes("model") {
                 model = scanner.readRawString()
             } else if key.hasBytes("choices") {
@@ -26,25 +42,68 @@ struct OpenAIUsageReader {
                     hasChoices = !scanner.readIsEmptyArray()
                 }
             } else if key.hasBytes("usage") {
+                usageMembers += 1
+                scanner.skipWhitespace()
+                let valueStart = scanner.position
                 counts = TokenCounts.read(&scanner, prompt: "prompt_tokens", completion: "completion_tokens")
+                usageIsZero = Self.isZeroUsage(UnsafeRawBufferPointer(rebasing: data[valueStart..<scanner.position]))
+                if isFirstMember {
+                    usageMember = keyStart..<scanner.position
+                    usageIsOpen = true
+                } else {
+                    usageMember = afterPreviousValue..<scanner.position
+                }
             } else if key.hasBytes("error") {
                 errorMessage = ErrorMessage.read(&scanner)
             } else {
                 scanner.skipValue()
             }
+            if scanner.failed { break }
         }
-        guard isWellFormed, scanner.isCleanlyFinished() else { return .ordinary }
+        guard !scanner.failed, scanner.isCleanlyFinished() else { return .ordinary }
         if let errorMessage {
             outcome.fail(message: errorMessage)
             return .ordinary
         }
-        guard let counts, !hasChoices else { return .ordinary }
+        if hasChoices {
+            // A zero `usage` on a chunk with choices is `/v1/completions`' placeholder, there only because
+            // `include_usage` was set: a client that did not ask for usage would not have seen it.
+            guard usageMembers == 1, usageIsZero, let usageMember else { return .ordinary }
+            return .ordinaryWithout(usageMember)
+        }
+        guard let counts else { return .ordinary }
         outcome.complete(with: Usage(
             model: model.flatMap { scanner.string($0) },
             promptTokens: counts.prompt,
             completionTokens: counts.completion
         ))
         return .usageOnly
+    }
+}
+
+extension OpenAIUsageReader {
+    /// Whether `value` is a usage object whose counts are all `0` (nested objects included), as Ollama's
+    /// `&openai.Usage{}` encodes: `{"prompt_tokens":0,"completion_tokens":0,"total_tokens":0}`.
+    static func isZeroUsage(_ value: UnsafeRawBufferPointer) -> Bool {
+        var scanner = JSONScanner(value)
+        return isZeroObject(&scanner, depth: 0) && scanner.isCleanlyFinished()
+    }
+
+    private static func isZeroObject(_ scanner: inout JSONScanner, depth: Int) -> Bool {
+        guard depth < 4, scanner.enterObject() else { return false }
+        var allZero = true
+        let isWellFormed = scanner.forEachMember { scanner, _ in
+            guard allZero else {
+                scanner.skipValue()
+                return
+            }
+            if scanner.peekKind() == .object {
+                allZero = isZeroObject(&scanner, depth: depth + 1)
+            } else {
+                allZero = scanner.readCount() == 0
+            }
+        }
+        return isWellFormed && allZero
     }
 }
 

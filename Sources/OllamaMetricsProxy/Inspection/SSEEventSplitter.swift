@@ -1,8 +1,12 @@
 import NIOCore
 
 /// What an event means for forwarding: only usage-only events can be withheld from a client.
-enum SSEEventKind {
+enum SSEEventKind: Equatable {
     case ordinary
+    /// An event to forward without the bytes `range` of its data: a member that is there only because the
+    /// proxy asked for usage (`/v1/completions` puts a zero `usage` on every chunk then). Honoured only
+    /// when withholding, and only for an event with a single `data:` line; otherwise the event is ordinary.
+    case ordinaryWithout(Range<Int>)
     /// An OpenAI chunk carrying usage and no choices: what `include_usage` adds to a stream.
     case usageOnly
 }
@@ -57,6 +61,9 @@ struct SSEEventSplitter {
     // Event assembly.
     private var type: EventField
     private var data: EventField
+    /// Where the current event's data starts in its segment, when it came from a single `data:` line.
+    private var dataStartInSegment: Int?
+    private var dataLineCount = 0
 
     // Withholding.
     /// Bytes of the current segment from earlier pieces, not yet forwarded.
@@ -114,16 +121,18 @@ struct SSEEventSplitter {
                     endsWithCRAtPieceEnd = true
                 }
             }
-            let isBlank = handleLine(piece, lineStart..<lineEnd)
+            let isBlank = handleLine(piece, lineStart..<lineEnd, segmentStart: segmentStart)
             lineStart = index
             guard isBlank else { continue }
 
-            let kind = dispatch(piece, into: &consumer)
+            let (kind, removal) = dispatch(piece, into: &consumer)
             if isWithholding {
-                let forwardSegment = isPassingSegmentThrough || kind == .ordinary
+                let forwardSegment = isPassingSegmentThrough || kind != .usageOnly
                 if forwardSegment {
-                    output.forward(&held, of: piece)
-                    output.forward(segmentStart..<index, of: piece)
+                    let edit = isPassingSegmentThrough ? nil : removal
+                    let heldCount = held.readableBytes
+                    output.forward(&held, removing: edit, of: piece)
+                    output.forward(segmentStart..<index, of: piece, removing: edit, heldCount: heldCount)
                 } else {
                     discardHeld()
                 }
@@ -159,17 +168,22 @@ struct SSEEventSplitter {
     mutating func finish<Consumer: SSEEventConsumer>(into consumer: inout Consumer) -> ByteBuffer? {
         previousPieceEndedWithCR = false
         if !partialLine.isEmpty || partialLineIsTooLong {
-            _ = handleLine(UnsafeRawBufferPointer(start: nil, count: 0), 0..<0)
+            _ = handleLine(UnsafeRawBufferPointer(start: nil, count: 0), 0..<0, segmentStart: 0)
         }
-        let kind = dispatch(UnsafeRawBufferPointer(start: nil, count: 0), into: &consumer)
+        let (kind, removal) = dispatch(UnsafeRawBufferPointer(start: nil, count: 0), into: &consumer)
         let wasPassingThrough = isPassingSegmentThrough
         isPassingSegmentThrough = false
         guard isWithholding, held.readableBytes > 0 else { return nil }
         defer { held = ByteBuffer() }
-        if kind == .usageOnly, !wasPassingThrough {
+        if wasPassingThrough {
+            return held
+        }
+        if kind == .usageOnly {
             return nil
         }
-        return held
+        var rest = ForwardedBytes()
+        rest.forward(&held, removing: removal, of: UnsafeRawBufferPointer(start: nil, count: 0))
+        return rest.assembledBytes ?? ByteBuffer()
     }
 
     /// Forgets held-back bytes without allocating when there are none (clearing the shared empty buffer
@@ -185,8 +199,9 @@ struct SSEEventSplitter {
     // MARK: Lines
 
     /// Reads one complete line (`piece[range]`, preceded by any partial line from earlier pieces).
+    /// `segmentStart` is where the current segment starts in the piece (its earlier bytes are `held`).
     /// Returns whether it was blank, i.e. ended an event.
-    private mutating func handleLine(_ piece: UnsafeRawBufferPointer, _ range: Range<Int>) -> Bool {
+    private mutating func handleLine(_ piece: UnsafeRawBufferPointer, _ range: Range<Int>, segmentStart: Int) -> Bool {
         if partialLineIsTooLong || partialLine.count + range.count > sizeLimit {
             let firstByte = partialLineFirstByte ?? partialLine.first ?? piece[range.lowerBound]
             partialLineIsTooLong = false
@@ -200,12 +215,19 @@ struct SSEEventSplitter {
             return false
         }
         if partialLine.isEmpty {
-            return handleField(UnsafeRawBufferPointer(rebasing: piece[range]), offsetInPiece: range.lowerBound, of: piece)
+            return handleField(
+                UnsafeRawBufferPointer(rebasing: piece[range]), offsetInPiece: range.lowerBound,
+                startInSegment: held.readableBytes + range.lowerBound - segmentStart, of: piece
+            )
         }
         partialLine.append(contentsOf: UnsafeRawBufferPointer(rebasing: piece[range]))
         var line = partialLine
         partialLine = []
-        let isBlank = line.withUnsafeBytes { handleField($0, offsetInPiece: nil, of: piece) }
+        // The line's earlier bytes are the last ones of `held`.
+        let startInSegment = held.readableBytes + range.upperBound - segmentStart - line.count
+        let isBlank = line.withUnsafeBytes {
+            handleField($0, offsetInPiece: nil, startInSegment: startInSegment, of: piece)
+        }
         if line.capacity <= 64 * 1024 {
             line.removeAll(keepingCapacity: true)
             partialLine = line
@@ -225,9 +247,10 @@ struct SSEEventSplitter {
     }
 
     /// Interprets one line. `offsetInPiece` is where the line starts in the current piece, or nil when the
-    /// line was reassembled from several pieces (its fields must then be copied).
+    /// line was reassembled from several pieces (its fields must then be copied). `startInSegment` is where
+    /// it starts in its segment (meaningful only when withholding).
     private mutating func handleField(
-        _ line: UnsafeRawBufferPointer, offsetInPiece: Int?, of piece: UnsafeRawBufferPointer
+        _ line: UnsafeRawBufferPointer, offsetInPiece: Int?, startInSegment: Int, of piece: UnsafeRawBufferPointer
     ) -> Bool {
         guard !line.isEmpty else { return true }
         if line[0] == UInt8(ascii: ":") { return false }
@@ -242,6 +265,8 @@ struct SSEEventSplitter {
         }
         let value = valueStart..<line.count
         if name.hasBytes("data") {
+            dataLineCount += 1
+            dataStartInSegment = startInSegment + value.lowerBound
             if let offset = offsetInPiece {
                 data.appendLine(inPiece: (value.lowerBound + offset)..<(value.upperBound + offset), of: piece)
             } else {
@@ -259,17 +284,27 @@ struct SSEEventSplitter {
 
     // MARK: Events
 
-    private mutating func dispatch<Consumer: SSEEventConsumer>(_ piece: UnsafeRawBufferPointer, into consumer: inout Consumer) -> SSEEventKind {
+    /// Hands a complete event to the consumer. Returns its kind, and for an `ordinaryWithout` event whose
+    /// data is one line, the bytes to remove in segment coordinates.
+    private mutating func dispatch<Consumer: SSEEventConsumer>(
+        _ piece: UnsafeRawBufferPointer, into consumer: inout Consumer
+    ) -> (SSEEventKind, removal: Range<Int>?) {
         defer {
             type.reset()
             data.reset()
+            dataStartInSegment = nil
+            dataLineCount = 0
         }
-        guard data.isPresent, !data.isTooLong else { return .ordinary }
-        return type.withBytes(in: piece) { typeBytes in
+        guard data.isPresent, !data.isTooLong else { return (.ordinary, nil) }
+        let kind = type.withBytes(in: piece) { typeBytes in
             data.withBytes(in: piece) { dataBytes in
                 consumer.event(type: typeBytes, data: dataBytes)
             }
         }
+        guard case .ordinaryWithout(let range) = kind, isWithholding, dataLineCount == 1, let start = dataStartInSegment else {
+            return (kind, nil)
+        }
+        return (kind, (start + range.lowerBound)..<(start + range.upperBound))
     }
 }
 
@@ -371,6 +406,20 @@ private struct ForwardedBytes {
     private var range: Range<Int> = 0..<0
     private var assembled: ByteBuffer?
 
+    /// Forwards `piece[next]`, the end of a segment whose earlier bytes were `heldCount` held-back bytes,
+    /// minus `removal` (in segment coordinates).
+    mutating func forward(_ next: Range<Int>, of piece: UnsafeRawBufferPointer, removing removal: Range<Int>?, heldCount: Int) {
+        guard let removal else {
+            forward(next, of: piece)
+            return
+        }
+        let segmentStart = next.lowerBound - heldCount
+        let cut = Swift.min(Swift.max(removal.lowerBound + segmentStart, next.lowerBound), next.upperBound)
+            ..< Swift.min(Swift.max(removal.upperBound + segmentStart, next.lowerBound), next.upperBound)
+        forward(next.lowerBound..<cut.lowerBound, of: piece)
+        forward(cut.upperBound..<next.upperBound, of: piece)
+    }
+
     mutating func forward(_ next: Range<Int>, of piece: UnsafeRawBufferPointer) {
         guard !next.isEmpty else { return }
         if assembled == nil {
@@ -387,13 +436,24 @@ private struct ForwardedBytes {
         assembled!.writeBytes(UnsafeRawBufferPointer(rebasing: piece[next]))
     }
 
-    /// Forwards held-back bytes of earlier pieces (they come before anything of this piece) and empties them.
-    mutating func forward(_ held: inout ByteBuffer, of piece: UnsafeRawBufferPointer) {
+    /// Forwards held-back bytes of earlier pieces (they come before anything of this piece), minus `removal`
+    /// (in segment coordinates: the held bytes are the segment's first ones), and empties them.
+    mutating func forward(_ held: inout ByteBuffer, removing removal: Range<Int>? = nil, of piece: UnsafeRawBufferPointer) {
         guard held.readableBytes > 0 else { return }
         if assembled == nil {
             materialize(piece, extraCapacity: held.readableBytes)
         }
-        assembled!.writeBuffer(&held)
+        if let removal {
+            let count = held.readableBytes
+            let cut = Swift.min(removal.lowerBound, count)..<Swift.min(removal.upperBound, count)
+            held.withUnsafeReadableBytes { bytes in
+                assembled!.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[..<cut.lowerBound]))
+                assembled!.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[cut.upperBound...]))
+            }
+            held.moveReaderIndex(forwardBy: count)
+        } else {
+            assembled!.writeBuffer(&held)
+        }
         if held.capacity > 64 * 1024 {
             held = ByteBuffer()
         } else {
@@ -407,6 +467,9 @@ private struct ForwardedBytes {
         assembled = buffer
         range = 0..<0
     }
+
+    /// The bytes gathered so far when they had to be assembled.
+    var assembledBytes: ByteBuffer? { assembled }
 
     func result(pieceCount: Int) -> SSEForwarding {
         if let assembled { return .assembled(assembled) }

@@ -9,9 +9,9 @@ struct ResponseFixture: Sendable, CustomTestStringConvertible {
     var contentType: String?
     var isStreaming: Bool
     var withholdUsageChunks: Bool
-    /// The body as pieces of meaning (lines, events); `withheld` ones must not reach the client when
-    /// withholding. Concatenated, they are the body byte for byte.
-    var parts: [(bytes: [UInt8], withheld: Bool)]
+    /// The body as pieces of meaning (lines, events), each with what of it reaches the client when
+    /// withholding (nothing for a usage-only event). Concatenated, `bytes` are the body byte for byte.
+    var parts: [(bytes: [UInt8], whenWithholding: [UInt8])]
     var expectedUsage: Usage?
     var expectedError: String?
 
@@ -20,7 +20,7 @@ struct ResponseFixture: Sendable, CustomTestStringConvertible {
     var body: [UInt8] { parts.flatMap(\.bytes) }
 
     var expectedForwarded: [UInt8] {
-        parts.filter { !(withholdUsageChunks && $0.withheld) }.flatMap(\.bytes)
+        parts.flatMap { withholdUsageChunks ? $0.whenWithholding : $0.bytes }
     }
 
     var request: InferenceRequest {
@@ -36,7 +36,7 @@ struct ResponseFixture: Sendable, CustomTestStringConvertible {
         self.contentType = contentType
         self.isStreaming = streaming
         self.withholdUsageChunks = withhold
-        self.parts = parts.map { (Array($0.text.utf8), $0.withheld) }
+        self.parts = parts.map { (Array($0.text.utf8), Array(($0.textWhenWithholding ?? $0.text).utf8)) }
         self.expectedUsage = usage
         self.expectedError = error
     }
@@ -44,14 +44,23 @@ struct ResponseFixture: Sendable, CustomTestStringConvertible {
     /// A piece of a body: a line or an event, written with `\n` line ends.
     struct Part: ExpressibleByStringLiteral {
         var text: String
-        var withheld = false
+        /// What reaches the client when withholding, if not `text`.
+        var textWhenWithholding: String?
         init(stringLiteral value: String) { text = value }
         init(_ text: String, withheld: Bool = false) {
             self.text = text
-            self.withheld = withheld
+            self.textWhenWithholding = withheld ? "" : nil
         }
         /// The usage-only event the proxy asked for on the client's behalf.
         static func usageEvent(_ text: String) -> Part { Part(text, withheld: true) }
+        /// An event that carries `injected` (for instance `,"usage":{…}`) only because the proxy asked for
+        /// usage: when withholding, the client receives the event without exactly those bytes.
+        static func event(_ text: String, injected: String) -> Part {
+            precondition(text.contains(injected))
+            var part = Part(text)
+            part.textWhenWithholding = text.replacing(injected, with: "")
+            return part
+        }
     }
 
     /// The same body with every `\n` replaced (JSON in the fixtures never contains a raw newline, so only
@@ -60,7 +69,7 @@ struct ResponseFixture: Sendable, CustomTestStringConvertible {
         var copy = self
         copy.name += " " + suffix
         copy.parts = parts.map { part in
-            (part.bytes.flatMap { $0 == 0x0A ? lineEnd : [$0] }, part.withheld)
+            (part.bytes.flatMap { $0 == 0x0A ? lineEnd : [$0] }, part.whenWithholding.flatMap { $0 == 0x0A ? lineEnd : [$0] })
         }
         return copy
     }

@@ -30,10 +30,10 @@ struct OpenAIInspectionTests {
         #expect(observed.usages == [Self.usage])
     }
 
-    @Test func completionsZeroUsageChunksAreKeptAndOnlyTheFinalUsageCounts() {
-        let observed = InspectionHarness.observe(WireFixtures.completionsWithheldUsage)
+    @Test func completionsClientThatAskedForUsageKeepsTheZeroUsagesAndOnlyTheFinalUsageCounts() {
+        let observed = InspectionHarness.observe(WireFixtures.completionsClientAskedUsage)
         let forwarded = String(decoding: observed.forwarded, as: UTF8.self)
-        #expect(forwarded == WireFixtures.completionChunks.joined() + WireFixtures.done)
+        #expect(observed.forwarded == WireFixtures.completionsClientAskedUsage.body)
         #expect(forwarded.ranges(of: #""usage":{"prompt_tokens":0,"completion_tokens":0,"total_tokens":0}"#).count == 3)
         #expect(observed.usages == [Usage(model: "llama3.2", promptTokens: 5, completionTokens: 2)])
     }

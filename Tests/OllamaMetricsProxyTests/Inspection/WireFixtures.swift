@@ -208,18 +208,31 @@ enum WireFixtures {
 
     // MARK: OpenAI /v1/completions
 
-    static let completionChunks: [String] = [
-        .init(#"data: {"id":"cmpl-3","object":"text_completion","created":1748779200,"choices":[{"text":"Hel","index":0,"finish_reason":null}],"model":"llama3.2","system_fingerprint":"fp_ollama","usage":{"prompt_tokens":0,"completion_tokens":0,"total_tokens":0}}"# + "\n\n"),
-        .init(#"data: {"id":"cmpl-3","object":"text_completion","created":1748779200,"choices":[{"text":"lo","index":0,"finish_reason":null}],"model":"llama3.2","system_fingerprint":"fp_ollama","usage":{"prompt_tokens":0,"completion_tokens":0,"total_tokens":0}}"# + "\n\n"),
-        .init(#"data: {"id":"cmpl-3","object":"text_completion","created":1748779200,"choices":[{"text":"","index":0,"finish_reason":"stop"}],"model":"llama3.2","system_fingerprint":"fp_ollama","usage":{"prompt_tokens":0,"completion_tokens":0,"total_tokens":0}}"# + "\n\n"),
+    /// What Ollama sends a client that did not set `include_usage`.
+    static let completionChunksWithoutUsage: [String] = [
+        .init(#"data: {"id":"cmpl-3","object":"text_completion","created":1748779200,"choices":[{"text":"Hel","index":0,"finish_reason":null}],"model":"llama3.2","system_fingerprint":"fp_ollama"}"# + "\n\n"),
+        .init(#"data: {"id":"cmpl-3","object":"text_completion","created":1748779200,"choices":[{"text":"lo","index":0,"finish_reason":null}],"model":"llama3.2","system_fingerprint":"fp_ollama"}"# + "\n\n"),
+        .init(#"data: {"id":"cmpl-3","object":"text_completion","created":1748779200,"choices":[{"text":"","index":0,"finish_reason":"stop"}],"model":"llama3.2","system_fingerprint":"fp_ollama"}"# + "\n\n"),
     ]
+    /// The zero usage Ollama's `CompleteWriter` puts on every chunk when `include_usage` is set.
+    static let completionZeroUsage = #","usage":{"prompt_tokens":0,"completion_tokens":0,"total_tokens":0}"#
+    /// The same chunks with `include_usage` set: the zero usage is the last member of each.
+    static let completionChunks: [String] = completionChunksWithoutUsage.map {
+        $0.replacing(#""fp_ollama"}"#, with: #""fp_ollama""# + completionZeroUsage + "}")
+    }
     static let completionUsageEvent =
         #"data: {"id":"cmpl-3","object":"text_completion","created":1748779200,"choices":[],"model":"llama3.2","system_fingerprint":"fp_ollama","usage":{"prompt_tokens":5,"completion_tokens":2,"total_tokens":7}}"# + "\n\n"
 
     static let completionsWithheldUsage = ResponseFixture(
         "completions stream, usage withheld", .completions, contentType: eventStream, streaming: true, withhold: true,
-        completionChunks.map { .init($0) } + [.usageEvent(completionUsageEvent), .init(done)],
+        completionChunks.map { .event($0, injected: completionZeroUsage) } + [.usageEvent(completionUsageEvent), .init(done)],
         usage: Usage(model: "llama3.2", promptTokens: 5, completionTokens: 2)
+    )
+
+    static let completionsWithoutUsage = ResponseFixture(
+        "completions stream without include_usage", .completions, contentType: eventStream, streaming: true,
+        completionChunksWithoutUsage.map { .init($0) } + [.init(done)],
+        usage: nil
     )
 
     static let completionsClientAskedUsage: ResponseFixture = {
@@ -359,7 +372,7 @@ enum WireFixtures {
     static let openAI: [ResponseFixture] = [
         chatCompletionsClientAskedUsage, chatCompletionsWithheldUsage, chatCompletionsWithoutUsage, chatCompletionsOldServer,
         chatCompletionsDocument, chatCompletionsErrorEvent, chatCompletionsTruncated,
-        completionsWithheldUsage, completionsClientAskedUsage, completionsDocument, openAIEmbeddingsDocument,
+        completionsWithheldUsage, completionsClientAskedUsage, completionsWithoutUsage, completionsDocument, openAIEmbeddingsDocument,
     ]
 
     static let anthropic: [ResponseFixture] = [anthropicStream, anthropicDocument, anthropicTruncated, anthropicErrorEvent]
