@@ -8,10 +8,14 @@
 struct AnthropicUsageReader {
     private var model: String?
     private var counts = AnthropicCounts()
+    /// A `content_block_delta` arrived.
+    private(set) var hasSeenContent = false
 
     mutating func event(type: UnsafeRawBufferPointer, data: UnsafeRawBufferPointer, outcome: inout UsageOutcome) {
         let name = SSEEventType.name(type, data: data)
-        if name.hasBytes("message_start") {
+        if !hasSeenContent, name.hasBytes("content_block_delta") {
+            hasSeenContent = true
+        } else if name.hasBytes("message_start") {
             readMessageStart(data)
         } else if name.hasBytes("message_delta") {
             guard let deltaCounts = Self.readTopLevelUsage(data) else { return }

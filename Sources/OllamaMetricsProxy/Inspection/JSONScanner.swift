@@ -87,24 +87,8 @@ struct JSONScanner {
     /// which the caller must then read or skip. Returns nil after consuming the closing `}`, or on
     /// malformed input (then `failed` is set). `isFirst` must start true for each object.
     mutating func nextKey(isFirst: inout Bool) -> UnsafeRawBufferPointer? {
+        guard enterNextItem(isFirst: &isFirst, closing: UInt8(ascii: "}")) else { return nil }
         skipWhitespace()
-        guard !failed, position < bytes.count else {
-            fail()
-            return nil
-        }
-        if bytes[position] == UInt8(ascii: "}") {
-            position += 1
-            return nil
-        }
-        if !isFirst {
-            guard bytes[position] == UInt8(ascii: ",") else {
-                fail()
-                return nil
-            }
-            position += 1
-            skipWhitespace()
-        }
-        isFirst = false
         guard let key = scanString() else {
             fail()
             return nil
@@ -127,6 +111,45 @@ struct JSONScanner {
             if failed { return false }
         }
         return !failed
+    }
+
+    /// Reads the elements of an array until its end, handing the scanner at each to `body`, which must
+    /// consume the element. Returns false if no array follows (consumed) or it was malformed.
+    mutating func forEachElement(_ body: (inout JSONScanner) -> Void) -> Bool {
+        guard peekKind() == .array else {
+            skipValue()
+            return false
+        }
+        position += 1
+        var isFirst = true
+        while enterNextItem(isFirst: &isFirst, closing: UInt8(ascii: "]")) {
+            body(&self)
+            if failed { return false }
+        }
+        return !failed
+    }
+
+    /// Moves past the separator before the next member or element of a container. Returns false after
+    /// consuming the container's `closing` bracket, or on malformed input (then `failed` is set).
+    private mutating func enterNextItem(isFirst: inout Bool, closing: UInt8) -> Bool {
+        skipWhitespace()
+        guard !failed, position < bytes.count else {
+            fail()
+            return false
+        }
+        if bytes[position] == closing {
+            position += 1
+            return false
+        }
+        if !isFirst {
+            guard bytes[position] == UInt8(ascii: ",") else {
+                fail()
+                return false
+            }
+            position += 1
+        }
+        isFirst = false
+        return true
     }
 
     // MARK: Values

@@ -11,6 +11,9 @@
 struct NativeUsageReader {
     private enum Member: UInt8 {
         case model, done, error, totalDuration, loadDuration, promptEvalCount, promptEvalDuration, evalCount, evalDuration
+        /// Generated content, read only until the first is seen: generate's `response`, chat's `message`,
+        /// and `thinking`.
+        case response, message, thinking
     }
 
     /// Embedding endpoints: a reply is one object without `done`.
@@ -20,6 +23,8 @@ struct NativeUsageReader {
     private var isDone = false
     private var errorMessage: String?
     private var usage = Usage()
+    /// An object carried a non-empty `response`, `thinking` or chat `message` content, thinking or tool call.
+    private(set) var hasSeenContent = false
 
     init(endpoint: InferenceEndpoint) {
         completesWithoutDone = endpoint == .embed || endpoint == .embeddings
@@ -40,6 +45,10 @@ struct NativeUsageReader {
         case 4: member = key.hasBytes("done") ? .done : nil
         case 5:
             member = key.hasBytes("model") ? .model : key.hasBytes("error") ? .error : nil
+        case 7: member = !hasSeenContent && key.hasBytes("message") ? .message : nil
+        case 8:
+            guard !hasSeenContent else { return nil }
+            member = key.hasBytes("response") ? .response : key.hasBytes("thinking") ? .thinking : nil
         case 10: member = key.hasBytes("eval_count") ? .evalCount : nil
         case 13: member = key.hasBytes("eval_duration") ? .evalDuration : key.hasBytes("load_duration") ? .loadDuration : nil
         case 14: member = key.hasBytes("total_duration") ? .totalDuration : nil
@@ -50,10 +59,21 @@ struct NativeUsageReader {
         return member?.rawValue
     }
 
+    func capturesPrefixOnly(_ id: UInt8) -> Bool {
+        id >= Member.response.rawValue
+    }
+
     mutating func member(_ id: UInt8, value: UnsafeRawBufferPointer) -> Bool {
         guard let member = Member(rawValue: id) else { return true }
         var scanner = JSONScanner(value)
         switch member {
+        case .response, .thinking:
+            // Only the value's first bytes: it may be cut short.
+            if ContentProbe.isNonEmpty(value) { hasSeenContent = true }
+            return true
+        case .message:
+            if ContentProbe.nativeMessageHasContent(value) { hasSeenContent = true }
+            return true
         case .model:
             modelValue.removeAll(keepingCapacity: true)
             modelValue.append(contentsOf: value)

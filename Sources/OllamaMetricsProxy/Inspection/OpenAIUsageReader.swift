@@ -6,8 +6,15 @@
 /// when the proxy asked for usage on the client's behalf that member is removed from the chunks.
 /// Non-streaming replies carry `usage` in the single document.
 struct OpenAIUsageReader {
-    /// Per-event work for chunks without usage or error is one pass looking for those keys.
+    /// A chunk carried a non-empty `text`, or a delta with `content`, `reasoning` or `tool_calls`.
+    private(set) var hasSeenContent = false
+
+    /// Per-event work for chunks without usage or error is one pass looking for those keys (plus, until
+    /// the first content arrived, one looking for content).
     mutating func event(data: UnsafeRawBufferPointer, outcome: inout UsageOutcome) -> SSEEventKind {
+        if !hasSeenContent, ContentProbe.openAIChunkHasContent(data) {
+            hasSeenContent = true
+        }
         guard ByteScan.containsUsageOrErrorKey(data) else { return .ordinary }
         var scanner = JSONScanner(data)
         guard scanner.enterObject() else { return .ordinary }
@@ -113,6 +120,9 @@ extension OpenAIUsageReader {
 struct CompatDocumentUsageReader {
     private enum Member: UInt8 {
         case model, usage, error, type
+        /// The generated content, whose first bytes are enough: OpenAI `choices`, Anthropic `content`,
+        /// Responses `output`.
+        case content
     }
 
     private enum Flavor {
@@ -129,6 +139,9 @@ struct CompatDocumentUsageReader {
     private var counts: TokenCounts?
     private var errorMessage: String?
     private var isErrorType = false
+    private var documentHasContent = false
+    /// A well-formed document without error carried generated content.
+    private(set) var hasSeenContent = false
 
     init(endpoint: InferenceEndpoint) {
         switch endpoint {
@@ -143,6 +156,7 @@ struct CompatDocumentUsageReader {
         counts = nil
         errorMessage = nil
         isErrorType = false
+        documentHasContent = false
     }
 
     func memberID(forKey key: UnsafeRawBufferPointer) -> UInt8? {
@@ -151,8 +165,22 @@ struct CompatDocumentUsageReader {
             : key.hasBytes("usage") ? .usage
             : key.hasBytes("error") ? .error
             : key.hasBytes("type") ? .type
+            : isContentKey(key) ? .content
             : nil
         return member?.rawValue
+    }
+
+    private func isContentKey(_ key: UnsafeRawBufferPointer) -> Bool {
+        guard !hasSeenContent else { return false }
+        switch flavor {
+        case .openAI: return key.hasBytes("choices")
+        case .responses: return key.hasBytes("output")
+        case .anthropic: return key.hasBytes("content")
+        }
+    }
+
+    func capturesPrefixOnly(_ id: UInt8) -> Bool {
+        id == Member.content.rawValue
     }
 
     mutating func member(_ id: UInt8, value: UnsafeRawBufferPointer) -> Bool {
@@ -171,6 +199,12 @@ struct CompatDocumentUsageReader {
             errorMessage = ErrorMessage.read(&scanner)
         case .type:
             isErrorType = scanner.readRawString().map { scanner.string($0) == "error" } ?? false
+        case .content:
+            // Only the value's first bytes: it may be cut short.
+            documentHasContent = flavor == .openAI
+                ? ContentProbe.openAIChoicesHaveContent(&scanner)
+                : ContentProbe.nextValueIsNonEmpty(&scanner)
+            return true
         }
         return scanner.isCleanlyFinished()
     }
@@ -180,6 +214,7 @@ struct CompatDocumentUsageReader {
             outcome.fail(message: errorMessage ?? "error")
             return
         }
+        if documentHasContent { hasSeenContent = true }
         outcome.complete(with: Usage(model: model, promptTokens: counts?.prompt, completionTokens: counts?.completion))
     }
 }

@@ -30,6 +30,14 @@ public struct ResponseInspector: Sendable {
     /// message. A stream that reported an error never yields a completed usage afterwards.
     public private(set) var streamErrorMessage: String?
 
+    /// Becomes true while inspecting the first piece that carries generated content, and stays true: a
+    /// native line with a non-empty `response`, `thinking` or `message` content, thinking or tool calls; an
+    /// OpenAI chunk with a non-empty `text` or delta `content`, `reasoning` or `tool_calls`; an Anthropic
+    /// `content_block_delta`; a Responses `response.….delta`. A role-only first chunk, `message_start` or
+    /// `response.created` does not count. A non-streaming compatibility document counts once it has been read
+    /// whole and carried content. Once true, nothing more is looked at for it.
+    public private(set) var hasSeenContent = false
+
     /// - Parameter contentType: The response's Content-Type header (`application/x-ndjson`,
     ///   `text/event-stream`, `application/json; charset=utf-8`, …): it decides between a stream parser and
     ///   a single JSON document. When it is missing or unrecognised, the request's `isStreaming` decides.
@@ -56,6 +64,9 @@ public struct ResponseInspector: Sendable {
         case .serverSentEvents:
             forwarding = chunk.withUnsafeReadableBytes { events.feed($0, into: &reader) }
         }
+        if !hasSeenContent {
+            hasSeenContent = reader.hasSeenContent
+        }
         if streamErrorMessage == nil, let message = reader.outcome.errorMessage {
             streamErrorMessage = message
         }
@@ -79,6 +90,9 @@ public struct ResponseInspector: Sendable {
             rest = nil
         case .serverSentEvents:
             rest = events.finish(into: &reader)
+        }
+        if !hasSeenContent {
+            hasSeenContent = reader.hasSeenContent
         }
         if streamErrorMessage == nil, let message = reader.outcome.errorMessage {
             streamErrorMessage = message
@@ -153,6 +167,15 @@ struct DialectReader: ObjectMemberConsumer, SSEEventConsumer, Sendable {
     private var anthropic = AnthropicUsageReader()
     var outcome = UsageOutcome()
 
+    var hasSeenContent: Bool {
+        switch kind {
+        case .native: native.hasSeenContent || document.hasSeenContent
+        case .openAI: openAI.hasSeenContent || document.hasSeenContent
+        case .responses: responses.hasSeenContent || document.hasSeenContent
+        case .anthropic: anthropic.hasSeenContent || document.hasSeenContent
+        }
+    }
+
     init(endpoint: InferenceEndpoint) {
         switch endpoint {
         case .generate, .chat, .embed, .embeddings: kind = .native
@@ -176,6 +199,10 @@ struct DialectReader: ObjectMemberConsumer, SSEEventConsumer, Sendable {
 
     func memberID(forKey key: UnsafeRawBufferPointer) -> UInt8? {
         kind == .native ? native.memberID(forKey: key) : document.memberID(forKey: key)
+    }
+
+    func capturesPrefixOnly(_ id: UInt8) -> Bool {
+        kind == .native ? native.capturesPrefixOnly(id) : document.capturesPrefixOnly(id)
     }
 
     mutating func member(_ id: UInt8, value: UnsafeRawBufferPointer) -> Bool {

@@ -3,8 +3,15 @@
 /// response object with `usage.input_tokens`/`output_tokens` and `model`; `response.failed` and `error`
 /// events report failures. Every other event is dismissed by its type without parsing.
 struct ResponsesUsageReader {
+    /// A `response.…delta` event (output text, reasoning, function call arguments) arrived.
+    private(set) var hasSeenContent = false
+
     mutating func event(type: UnsafeRawBufferPointer, data: UnsafeRawBufferPointer, outcome: inout UsageOutcome) {
         let name = SSEEventType.name(type, data: data)
+        if !hasSeenContent, Self.isOutputDelta(name) {
+            hasSeenContent = true
+            return
+        }
         if name.hasBytes("response.completed") || name.hasBytes("response.incomplete") {
             guard let response = Self.readResponse(data) else { return }
             if let errorMessage = response.errorMessage {
@@ -22,6 +29,17 @@ struct ResponsesUsageReader {
         } else if name.hasBytes("error") {
             outcome.fail(message: Self.readErrorEventMessage(data) ?? "error")
         }
+    }
+
+    /// `response.<something>.delta`.
+    private static func isOutputDelta(_ name: UnsafeRawBufferPointer) -> Bool {
+        let prefix: StaticString = "response."
+        let suffix: StaticString = ".delta"
+        let prefixCount = prefix.utf8CodeUnitCount
+        let suffixCount = suffix.utf8CodeUnitCount
+        guard name.count > prefixCount + suffixCount else { return false }
+        return UnsafeRawBufferPointer(rebasing: name[..<prefixCount]).hasBytes(prefix)
+            && UnsafeRawBufferPointer(rebasing: name[(name.count - suffixCount)...]).hasBytes(suffix)
     }
 
     private struct ResponseObject {

@@ -8,6 +8,10 @@ protocol ObjectMemberConsumer {
     /// The identifier of a member whose value should be captured, or nil to skip its value unread.
     /// `key` is the raw key between its quotes.
     func memberID(forKey key: UnsafeRawBufferPointer) -> UInt8?
+    /// Whether only the first `StreamingObjectReader.prefixCaptureLimit` bytes of the member's value are
+    /// wanted (enough to tell an empty text from a non-empty one); a longer value is then handed over cut
+    /// short instead of abandoning the object.
+    func capturesPrefixOnly(_ id: UInt8) -> Bool
     /// A captured member value, complete (exactly the value's bytes). Returning false abandons the rest of
     /// the object unread: it is not interesting (e.g. a native `"done":false` chunk).
     mutating func member(_ id: UInt8, value: UnsafeRawBufferPointer) -> Bool
@@ -32,6 +36,8 @@ struct StreamingObjectReader {
     /// A captured value larger than this is not something we asked for (a model name, an error, a usage
     /// object): the object is abandoned instead of buffering it.
     static let captureLimit = 1 << 20
+    /// How much of a value captured for its first bytes only is kept.
+    static let prefixCaptureLimit = 1024
     private static let keyLimit = 64
 
     private enum State {
@@ -59,6 +65,8 @@ struct StreamingObjectReader {
 
     /// The member being captured, if its value is wanted.
     private var capturedID: UInt8?
+    /// Only the first `prefixCaptureLimit` bytes of the captured value are wanted.
+    private var capturesPrefix = false
     /// Bytes of the captured value from earlier pieces.
     private var captured: [UInt8] = []
 
@@ -205,6 +213,7 @@ struct StreamingObjectReader {
                 index = skipWhitespace(bytes, from: index)
                 guard index < end else { break }
                 capturedID = keyIsTooLong ? nil : key.withUnsafeBytes { consumer.memberID(forKey: $0) }
+                capturesPrefix = capturedID.map { consumer.capturesPrefixOnly($0) } ?? false
                 captureStart = index
                 let byte = bytes[index]
                 switch byte {
@@ -264,7 +273,10 @@ struct StreamingObjectReader {
 
         // The piece ended inside a value being captured: keep its bytes for the next piece.
         if capturedID != nil, state == .inContainerOrString || state == .inPrimitive {
-            if captured.count + (end - captureStart) > Self.captureLimit {
+            if capturesPrefix {
+                let kept = Swift.min(end - captureStart, Swift.max(Self.prefixCaptureLimit - captured.count, 0))
+                captured.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[captureStart..<(captureStart + kept)]))
+            } else if captured.count + (end - captureStart) > Self.captureLimit {
                 abandonObject()
             } else {
                 captured.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[captureStart..<end]))
@@ -297,6 +309,9 @@ struct StreamingObjectReader {
         state = .afterValue
         guard let id = capturedID else { return true }
         capturedID = nil
+        let valueEnd = capturesPrefix
+            ? captureStart + Swift.min(valueEnd - captureStart, Swift.max(Self.prefixCaptureLimit - captured.count, 0))
+            : valueEnd
         // Same limit whether or not the value straddled pieces, so that cutting never changes the outcome.
         guard captured.count + (valueEnd - captureStart) <= Self.captureLimit else {
             abandonObject()
