@@ -4,7 +4,7 @@ import NIOHTTP1
 /// The answer the proxy gives itself when Ollama cannot be reached: 502 with a short JSON error in the
 /// shape of the dialect the client called, so its SDK can show the message.
 enum ProxyErrorResponse {
-    static func badGateway(message: String, endpoint: InferenceEndpoint?, allocator: ByteBufferAllocator)
+    static func badGateway(message: String, endpoint: InferenceEndpoint?)
         -> (HTTPResponseHead, ByteBuffer)
     {
         let escaped = self.jsonEscaped(message)
@@ -17,7 +17,7 @@ enum ProxyErrorResponse {
         case .ollamaNative, nil:
             body = #"{"error":"\#(escaped)"}"#
         }
-        let buffer = allocator.buffer(string: body)
+        let buffer = ByteBuffer(string: body)
         var headers = HTTPHeaders()
         headers.add(name: "Content-Type", value: "application/json; charset=utf-8")
         headers.add(name: "Content-Length", value: String(buffer.readableBytes))

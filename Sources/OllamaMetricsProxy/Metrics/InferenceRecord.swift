@@ -1,6 +1,7 @@
 import NIOCore
 
-/// The metrics of one inference request, from the moment its body was read to its last byte.
+/// The metrics of one inference request, from the moment its body was read to its last byte: the metrics
+/// recorder's listener to the request's lifecycle.
 ///
 /// Every request ends exactly once, either completed (`ollama_requests_total`) or failed
 /// (`ollama_request_failures_total` with one reason), so completed + failed = every request.
@@ -28,13 +29,12 @@ final class InferenceRecord {
 
     var modelLabel: String { self.series.model }
 
-    /// Ollama's status code arrived. Anything but 2xx means the request will not complete.
+    /// Ollama's status code arrived: a 2xx makes a provisional model label permanent, a 404 rejects it
+    /// when the request ends.
     func upstreamAnswered(status: Int) {
         self.upstreamStatus = status
-        if (200..<300).contains(status) {
-            if self.admission.isProvisional { self.metrics.modelLabels.confirm(self.admission.label) }
-        } else {
-            self.fail(FailureReason(status: status))
+        if (200..<300).contains(status), self.admission.isProvisional {
+            self.metrics.modelLabels.confirm(self.admission.label)
         }
     }
 
@@ -76,6 +76,27 @@ final class InferenceRecord {
     }
 
     deinit {
+        self.finish()
+    }
+}
+
+extension InferenceRecord: InferenceLifecycleListener {
+    func upstreamConnected(reused: Bool) {}
+
+    func responseHeadReceived(status: Int) {
+        self.upstreamAnswered(status: status)
+    }
+
+    func firstContentForwarded() {}
+
+    func usageSeen(_ usage: Usage) {
+        self.complete(with: usage)
+    }
+
+    func ended(_ ending: InferenceEnding) {
+        if case .failed(let reason) = ending.outcome {
+            self.fail(reason)
+        }
         self.finish()
     }
 }

@@ -2,8 +2,9 @@ import Logging
 import NIOConcurrencyHelpers
 import Prometheus
 
-/// The proxy's Prometheus registry and the nine metric families of the Go tool's contract, with their exact
-/// names, types, label names (in this fixed order), HELP texts and buckets.
+/// The proxy's Prometheus registry: the nine metric families of the Go tool's contract, with their exact
+/// names, types, label names (in this fixed order), HELP texts and buckets, and the two the proxy adds
+/// (failures by reason, model-label overflows).
 public final class ProxyMetrics: Sendable {
     public let registry: PrometheusCollectorRegistry
     let modelLabels: ModelLabelPolicy

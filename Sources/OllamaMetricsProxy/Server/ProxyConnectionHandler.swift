@@ -2,73 +2,55 @@ import Logging
 import NIOCore
 import NIOHTTP1
 
-/// What every client connection shares: where to forward, where to record, where to log.
+/// What every client connection shares: where to forward, whom to tell about inference requests, where to
+/// log, and the limits.
 struct ProxySharedState: Sendable {
     let upstream: UpstreamURL
-    let metrics: ProxyMetrics
+    let observer: any InferenceLifecycleObserver
     let logger: Logger
-    let pools: UpstreamConnectionPools
     let requestHeadTimeout: TimeAmount
+    let maxInspectedRequestBody: Int
 }
 
-/// One client connection. Requests on it are answered one at a time, each by a `ProxyExchange`.
+/// One client connection and the exchange it is answering. It only translates NIO's events into calls on
+/// the two state machines — `ClientConnectionStateMachine` (pipelining, draining, closing) and
+/// `ExchangeStateMachine` (one request and its response) — and carries out the actions they return.
 ///
-/// This handler sits right behind NIO's HTTP codec and does its own pipelining: reading goes on while a
-/// response streams (so the kernel is not asked to stop and restart watching the socket for every
-/// request), and a request that arrives before the previous response ended waits in a queue, with
-/// reading paused, until its turn.
+/// It sits right behind NIO's HTTP server codec, and is also the delegate of the connection to Ollama that
+/// the current exchange holds: every event of both sockets arrives here, on the one event loop they share.
 final class ProxyConnectionHandler: ChannelDuplexHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
 
-    private enum State {
-        /// Waiting for a request head; the head timeout runs.
-        case idle
-        /// A request is being answered.
-        case exchanging(ProxyExchange)
-        /// The response went out before the request finished (Ollama answered early): the rest of the
-        /// request body is read and dropped, so the connection can carry the next request.
-        case draining
-        case closed
-    }
-
-    /// What arrived from the client while an earlier request was still being answered.
-    private enum Queued {
-        case part(HTTPServerRequestPart)
-        /// The bytes after the queued parts are not HTTP: answered with 400 when their turn comes.
-        case malformed
-    }
-
     private let shared: ProxySharedState
-    private var state: State = .idle
+    private let upstreamSource: UpstreamConnectionSource
+    private var connection: ClientConnectionStateMachine
+    /// The exchange of the request being answered (or last answered: a finished exchange stays until the
+    /// next one starts, and ignores what still arrives for it).
+    private var exchange: ExchangeStateMachine?
+    /// Counts exchanges, so that a connection the pool hands over late goes to the exchange that asked.
+    private var exchangeNumber = 0
+    /// The connection to Ollama the current exchange holds.
+    private var upstreamConnection: UpstreamConnection?
+    /// The observer's listener for the current exchange's inference request.
+    private var lifecycle: InferenceLifecycleListener?
     private var context: ChannelHandlerContext?
-    private var headTimer: Scheduled<Void>?
-    /// When the connection last became idle (waiting for a request head); nil while a request is handled.
-    private var idleSince: NIODeadline?
-    /// Pipelined requests, in arrival order.
-    private var queue = CircularBuffer<Queued>()
-    private var sawMalformedInput = false
-    /// Shutdown asked this connection to close after its current response.
-    private var quiescing = false
+    private var idleTimer: Scheduled<Void>?
     /// The client's IP address as text, for `X-Forwarded-For`: worked out once per connection.
     private var cachedClientAddress: String??
-    private var readsHeldByExchange = false
-    private var readPending = false
 
-    init(shared: ProxySharedState) {
+    init(shared: ProxySharedState, upstream: UpstreamConnectionSource) {
         self.shared = shared
+        self.upstreamSource = upstream
+        self.connection = ClientConnectionStateMachine(now: .now())
     }
 
-    var allocator: ByteBufferAllocator { self.context?.channel.allocator ?? ByteBufferAllocator() }
-    var isClientWritable: Bool { self.context?.channel.isWritable ?? true }
-    private var readsHeld: Bool { self.readsHeldByExchange || !self.queue.isEmpty }
-
-    // MARK: Channel events
+    // MARK: - Channel events
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        if context.channel.isActive { self.becameIdle() }
+        if context.channel.isActive { self.startIdleTimer() }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -76,56 +58,119 @@ final class ProxyConnectionHandler: ChannelDuplexHandler {
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        self.becameIdle()
+        self.startIdleTimer()
         context.fireChannelActive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let part = self.unwrapInboundIn(data)
-        if !self.queue.isEmpty {
-            self.queue.append(.part(part))
-            return
+        switch self.unwrapInboundIn(data) {
+        case .head(let head):
+            self.perform(self.connection.receivedHead(head))
+        case .body(let part):
+            self.perform(self.connection.receivedBody(part))
+        case .end(let trailers):
+            self.perform(self.connection.receivedEnd(trailers, now: .now()))
         }
-        if case .head = part, case .exchanging = self.state {
-            // Pipelined behind a response still streaming: it waits, and reading stops until its turn.
-            self.queue.append(.part(part))
-            return
-        }
-        self.handle(part, context: context)
     }
 
-    private func handle(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
-        switch part {
-        case .head(let head):
-            guard case .idle = self.state else { return }
-            self.idleSince = nil
-            if head.headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" }) {
-                // Answered here: the body then streams to Ollama like any other.
-                context.writeAndFlush(self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if self.exchange != nil {
+            self.perform(self.exchange!.clientReadComplete())
+        }
+        context.fireChannelReadComplete()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if self.exchange != nil {
+            self.perform(self.exchange!.clientWritabilityChanged(isWritable: context.channel.isWritable))
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.idleTimer?.cancel()
+        self.idleTimer = nil
+        self.connection.closed()
+        if self.exchange != nil {
+            self.perform(self.exchange!.clientClosed())
+        }
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        if error is HTTPParserError {
+            // Bytes that are not HTTP.
+            self.perform(self.connection.receivedMalformedInput())
+        } else {
+            // A reset connection, mostly: it ends the connection, and the exchange learns of it.
+            self.perform(self.connection.failed())
+        }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard event is ChannelShouldQuiesceEvent else {
+            context.fireUserInboundEventTriggered(event)
+            return
+        }
+        self.perform(self.connection.quiesce())
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if self.connection.readRequested() {
+            context.read()
+        }
+    }
+
+    // MARK: - Connection actions
+
+    private func perform(_ action: ClientConnectionStateMachine.Action) {
+        guard let context = self.context else { return }
+        switch action {
+        case .none:
+            break
+        case .startExchange(let head):
+            self.startExchange(head, context: context)
+        case .forwardBody(let part):
+            self.perform(self.exchange!.clientSentBody(part))
+        case .forwardEnd(let trailers):
+            self.perform(self.exchange!.clientSentEnd(trailers: trailers))
+        case .awaitNextRequest:
+            self.startIdleTimer()
+        case .respondBadRequestAndClose:
+            // NIO's answer to bytes that are not HTTP.
+            let headers = HTTPHeaders([("Connection", "close"), ("Content-Length", "0")])
+            context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .badRequest, headers: headers))), promise: nil)
+            context.writeAndFlush(self.wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
+                context.close(promise: nil)
             }
-            let exchange = ProxyExchange(
-                head: head,
-                client: self,
-                shared: self.shared,
-                pool: self.shared.pools.pool(for: context.eventLoop),
-                clientAddress: self.clientAddress(context: context)
-            )
-            self.state = .exchanging(exchange)
-            exchange.start()
-        case .body(let body):
-            if case .exchanging(let exchange) = self.state {
-                exchange.clientSent(body: body)
-            }
-        case .end(let trailers):
-            switch self.state {
-            case .exchanging(let exchange):
-                exchange.clientSentEnd(trailers: trailers)
-            case .draining:
-                self.state = .idle
-                self.becameIdle()
-            case .idle, .closed:
-                break
-            }
+        case .close:
+            context.flush()
+            context.close(promise: nil)
+        }
+    }
+
+    private func startExchange(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        if head.headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" }) {
+            // Answered here: the body then streams to Ollama like any other.
+            context.writeAndFlush(self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
+        }
+        self.exchangeNumber &+= 1
+        self.lifecycle = nil
+        self.exchange = ExchangeStateMachine(
+            head: head, upstream: self.shared.upstream, clientAddress: self.clientAddress(context: context),
+            maxInspectedRequestBody: self.shared.maxInspectedRequestBody
+        )
+        self.perform(self.exchange!.start())
+    }
+
+    /// Hands pipelined requests on, in order, for as long as the connection can take them, then lets a
+    /// held read go ahead.
+    private func deliverPipelined() {
+        while let next = self.connection.nextPipelined(now: .now()) {
+            self.perform(next)
+        }
+        if self.connection.takePendingRead() {
+            self.context?.read()
         }
     }
 
@@ -136,213 +181,223 @@ final class ProxyConnectionHandler: ChannelDuplexHandler {
         return address
     }
 
-    /// Hands queued requests on, in order, for as long as the connection can take them.
-    private func deliverQueued(context: ChannelHandlerContext) {
-        while let next = self.queue.first {
-            switch next {
-            case .part(let part):
-                if case .head = part {
-                    guard case .idle = self.state else { return }
-                }
-                self.queue.removeFirst()
-                self.handle(part, context: context)
-            case .malformed:
-                switch self.state {
-                case .idle:
-                    self.respondBadRequestAndClose(context: context)
-                case .exchanging(let exchange) where exchange.isRequestComplete:
-                    return  // its turn comes after this response
-                case .exchanging, .draining, .closed:
-                    // Inside the body of a queued request: that request cannot be completed. What was
-                    // answered before it is flushed first.
-                    self.queue.removeAll()
-                    context.flush()
-                    context.close(promise: nil)
-                }
-                return
+    // MARK: - Exchange actions
+
+    private func perform(_ action: ExchangeStateMachine.Action) {
+        if !action.events.isEmpty {
+            // Before the I/O: a client that has read the whole answer also finds it counted.
+            self.report(action.events)
+        }
+        switch action.io {
+        case .none:
+            break
+        case .acquireConnection:
+            let number = self.exchangeNumber
+            self.upstreamSource.acquire { result in
+                self.connectionArrived(result, forExchange: number)
             }
+        case .sendRequest(let head, let body, let end):
+            guard let upstream = self.upstreamConnection else { preconditionFailure("sendRequest without a connection") }
+            upstream.write(.head(head))
+            if let body { upstream.write(.body(.byteBuffer(body))) }
+            if let end { upstream.write(.end(end.trailers)) }
+            upstream.flush()
+            self.perform(self.exchange!.upstreamWritabilityChanged(isWritable: upstream.channel.isWritable))
+        case .writeUpstreamBody(let part):
+            self.upstreamConnection?.write(.body(.byteBuffer(part)))
+        case .endUpstreamRequest(let trailers):
+            self.upstreamConnection?.write(.end(trailers))
+            self.upstreamConnection?.flush()
+        case .flushUpstream:
+            self.upstreamConnection?.flush()
+        case .holdClientReads(let held):
+            if self.connection.exchangeHoldsReads(held) {
+                self.context?.read()
+            }
+        case .pauseUpstreamReads(let paused):
+            self.upstreamConnection?.setReadsPaused(paused)
+        case .disposeConnection(let disposal):
+            self.dispose(disposal)
+        case .writeClientHead(let head):
+            self.writeClientHead(head)
+        case .writeClientBody(let body):
+            if let body { self.context?.write(self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
+            self.context?.flush()
+        case .finishResponse(let body, let trailers, let disposal, let closeClient):
+            self.dispose(disposal)
+            self.endResponse(body: body, trailers: trailers, closeClient: closeClient)
+        case .respond(let head, let body, let closeClient):
+            self.writeClientHead(head)
+            self.endResponse(body: body, trailers: nil, closeClient: closeClient)
+        case .abortResponse(let body):
+            self.upstreamConnection = nil
+            if let body { self.context?.write(self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
+            self.perform(self.connection.responseAborted())
+        case .closeUpstream:
+            self.dispose(.close)
         }
-        self.resumeReadsIfPending()
     }
 
-    func channelReadComplete(context: ChannelHandlerContext) {
-        if case .exchanging(let exchange) = self.state {
-            exchange.clientReadComplete()
-        }
-        context.fireChannelReadComplete()
-    }
-
-    func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if case .exchanging(let exchange) = self.state {
-            exchange.clientWritabilityChanged(isWritable: context.channel.isWritable)
-        }
-        context.fireChannelWritabilityChanged()
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        self.cancelHeadTimer()
-        let previous = self.state
-        self.state = .closed
-        self.queue.removeAll()
-        if case .exchanging(let exchange) = previous {
-            exchange.clientClosed()
-        }
-        context.fireChannelInactive()
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: Error) {
-        guard error is HTTPParserError else {
-            // A reset connection, mostly: it ends the connection, and the exchange learns of it.
-            context.close(promise: nil)
+    private func connectionArrived(
+        _ result: Result<(connection: UpstreamConnection, reused: Bool), Error>, forExchange number: Int
+    ) {
+        guard number == self.exchangeNumber, self.exchange != nil else {
+            // Asked for by an exchange that is over: nothing was sent on it.
+            if case .success(let arrived) = result { self.upstreamSource.release(arrived.connection) }
             return
         }
-        // Bytes that are not HTTP. The decoder stops at them, so only the first report matters.
-        guard !self.sawMalformedInput else { return }
-        self.sawMalformedInput = true
-        switch self.state {
-        case .idle where self.queue.isEmpty:
-            self.respondBadRequestAndClose(context: context)
-        case .exchanging(let exchange) where exchange.isRequestComplete || !self.queue.isEmpty:
-            // After a complete request: that one is still answered, then the connection closes.
-            self.queue.append(.malformed)
-        case .idle, .exchanging, .draining, .closed:
-            // Inside a request body: the request cannot be completed.
-            context.close(promise: nil)
+        switch result {
+        case .success(let arrived):
+            self.upstreamConnection = arrived.connection
+            arrived.connection.delegate = self
+            arrived.connection.setReadsPaused(!(self.context?.channel.isWritable ?? true))
+            self.perform(self.exchange!.connected(reused: arrived.reused))
+        case .failure(let error):
+            let reason = UpstreamFailure.describe(error)
+            self.logUpstreamFailure("cannot reach Ollama", reason: reason)
+            self.perform(self.exchange!.connectFailed(reason: reason))
         }
     }
 
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        guard event is ChannelShouldQuiesceEvent else {
-            context.fireUserInboundEventTriggered(event)
-            return
-        }
-        // Shutdown: the response in progress finishes (with `Connection: close`), nothing else starts.
-        self.quiescing = true
-        self.queue.removeAll()
-        switch self.state {
-        case .exchanging:
-            break
-        case .idle, .draining:
-            self.state = .closed
-            context.close(promise: nil)
-        case .closed:
-            break
+    private func dispose(_ disposal: ExchangeStateMachine.ConnectionDisposal) {
+        guard let upstream = self.upstreamConnection else { return }
+        self.upstreamConnection = nil
+        switch disposal {
+        case .release: self.upstreamSource.release(upstream)
+        case .close: upstream.close()
         }
     }
 
-    func read(context: ChannelHandlerContext) {
-        if self.readsHeld {
-            self.readPending = true
-        } else {
-            context.read()
-        }
-    }
-
-    private func resumeReadsIfPending() {
-        if !self.readsHeld, self.readPending, let context = self.context {
-            self.readPending = false
-            context.read()
-        }
-    }
-
-    /// NIO's answer to bytes that are not HTTP, when no response is in progress.
-    private func respondBadRequestAndClose(context: ChannelHandlerContext) {
-        self.state = .closed
-        self.queue.removeAll()
-        let headers = HTTPHeaders([("Connection", "close"), ("Content-Length", "0")])
-        context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .badRequest, headers: headers))), promise: nil)
-        context.writeAndFlush(self.wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
-            context.close(promise: nil)
-        }
-    }
-
-    // MARK: Called by the exchange
-
-    func writeResponse(_ part: HTTPServerResponsePart) {
+    private func writeClientHead(_ head: HTTPResponseHead) {
         guard let context = self.context else { return }
-        if self.quiescing, case .head(var head) = part, head.status.code >= 200, head.version == .http1_1 {
+        if self.connection.closesAfterResponse, head.status.code >= 200, head.version == .http1_1 {
+            var head = head
             head.headers.replaceOrAdd(name: "Connection", value: "close")
             context.write(self.wrapOutboundOut(.head(head)), promise: nil)
             return
         }
-        context.write(self.wrapOutboundOut(part), promise: nil)
+        context.write(self.wrapOutboundOut(.head(head)), promise: nil)
     }
 
-    func flush() {
-        self.context?.flush()
-    }
-
-    /// Stops reading from the client while Ollama cannot take more request bytes (or there is no upstream
-    /// connection yet), and resumes afterwards.
-    func setClientReadsHeld(_ held: Bool) {
-        self.readsHeldByExchange = held
-        self.resumeReadsIfPending()
-    }
-
-    /// Ends the exchange's response, then hands on the next pipelined request, if any.
-    func finishResponse(of exchange: ProxyExchange, trailers: HTTPHeaders?, closeConnection: Bool) {
-        guard case .exchanging(let current) = self.state, current === exchange else { return }
-        self.readsHeldByExchange = false
-        let close = closeConnection || self.quiescing
-        if close {
-            self.state = .closed
-            self.queue.removeAll()
-        } else if exchange.isRequestComplete {
-            self.state = .idle
-        } else {
-            self.state = .draining
-        }
+    /// Writes the rest of the response and its end, then hands on the next pipelined request, if any.
+    private func endResponse(body: ByteBuffer?, trailers: HTTPHeaders?, closeClient: Bool) {
         guard let context = self.context else { return }
-        if close {
+        if let body { context.write(self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
+        switch self.connection.responseEnded(closeConnection: closeClient, now: .now()) {
+        case .close:
             context.writeAndFlush(self.wrapOutboundOut(.end(trailers))).assumeIsolated().whenComplete { _ in
                 context.close(promise: nil)
             }
-            return
+        case let next:
+            context.write(self.wrapOutboundOut(.end(trailers)), promise: nil)
+            self.perform(next)
+            self.deliverPipelined()
+            // One flush for the end of this response and whatever the next request wrote already.
+            context.flush()
         }
-        context.write(self.wrapOutboundOut(.end(trailers)), promise: nil)
-        if case .idle = self.state { self.becameIdle() }
-        self.deliverQueued(context: context)
-        // One flush for the end of this response and whatever the next request wrote already.
-        context.flush()
     }
 
-    /// Ends the connection without completing the response, so the client sees it was cut short.
-    func abortResponse(of exchange: ProxyExchange) {
-        guard case .exchanging(let current) = self.state, current === exchange else { return }
-        self.state = .closed
-        self.queue.removeAll()
-        self.context?.flush()
-        self.context?.close(promise: nil)
-    }
+    // MARK: - Lifecycle
 
-    // MARK: Head timeout
-
-    /// Only a client that does not finish its request head (or leaves an idle keep-alive connection open)
-    /// is timed out; a request in progress never is. One timer per connection, not per request: it only
-    /// looks at when the connection became idle.
-    private func becameIdle() {
-        let now = NIODeadline.now()
-        if self.idleSince == nil { self.idleSince = now }
-        if self.headTimer == nil { self.scheduleHeadTimer(at: now + self.shared.requestHeadTimeout) }
-    }
-
-    private func scheduleHeadTimer(at deadline: NIODeadline) {
-        guard let context = self.context else { return }
-        self.headTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) {
-            self.headTimer = nil
-            // Busy: the next idle period schedules it again.
-            guard case .idle = self.state, let idleSince = self.idleSince else { return }
-            let expiry = idleSince + self.shared.requestHeadTimeout
-            if NIODeadline.now() >= expiry {
-                self.context?.close(promise: nil)
-            } else {
-                self.scheduleHeadTimer(at: expiry)
+    private func report(_ events: InferenceLifecycleEvents) {
+        guard let inference = self.exchange?.inference else { return }
+        if events.contains(.began) {
+            self.lifecycle = self.shared.observer.requestBegan(inference.start)
+        }
+        guard let lifecycle = self.lifecycle else { return }
+        if events.contains(.upstreamConnected) { lifecycle.upstreamConnected(reused: inference.reusedConnection) }
+        if events.contains(.responseHead), let status = inference.status { lifecycle.responseHeadReceived(status: status) }
+        if events.contains(.firstContent) { lifecycle.firstContentForwarded() }
+        if events.contains(.usage), let usage = inference.usage { lifecycle.usageSeen(usage) }
+        if events.contains(.ended), let ending = inference.ending {
+            lifecycle.ended(ending)
+            self.lifecycle = nil
+            if let message = inference.streamError {
+                self.shared.logger.warning(
+                    "Ollama reported an error inside a response",
+                    metadata: [
+                        "path": "\(inference.start.endpoint.rawValue)",
+                        "model": "\(inference.start.model ?? "unknown")", "error": "\(message)",
+                    ]
+                )
             }
         }
     }
 
-    private func cancelHeadTimer() {
-        self.headTimer?.cancel()
-        self.headTimer = nil
+    /// One log line per failed exchange with Ollama; never a prompt or a completion.
+    private func logUpstreamFailure(_ message: Logger.Message, reason: String) {
+        guard let head = self.exchange?.clientHead else { return }
+        self.shared.logger.error(
+            message,
+            metadata: [
+                "upstream": "\(self.shared.upstream)", "method": "\(head.method.rawValue)",
+                "path": "\(UpstreamRequestHead.path(of: head.uri))", "error": "\(reason)",
+            ]
+        )
+    }
+
+    // MARK: - Idle timer
+
+    /// Only a client that does not finish its request head (or leaves an idle keep-alive connection open)
+    /// is timed out; a request in progress never is. One timer per connection, not per request: when it
+    /// fires, the state machine says whether the connection has been idle long enough.
+    private func startIdleTimer() {
+        guard self.idleTimer == nil else { return }
+        self.scheduleIdleTimer(at: .now() + self.shared.requestHeadTimeout)
+    }
+
+    private func scheduleIdleTimer(at deadline: NIODeadline) {
+        guard let context = self.context else { return }
+        self.idleTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) {
+            self.idleTimer = nil
+            switch self.connection.idleTimerFired(now: .now(), timeout: self.shared.requestHeadTimeout) {
+            case .none:
+                break
+            case .close:
+                self.connection.idleTimedOut()
+                self.context?.close(promise: nil)
+            case .reschedule(let deadline):
+                self.scheduleIdleTimer(at: deadline)
+            }
+        }
+    }
+}
+
+// MARK: - Upstream events
+
+extension ProxyConnectionHandler: UpstreamConnectionDelegate {
+    func upstreamReceived(_ part: HTTPClientResponsePart) {
+        switch part {
+        case .head(let head):
+            self.perform(self.exchange!.upstreamReceivedHead(head))
+        case .body(let body):
+            self.perform(self.exchange!.upstreamReceivedBody(body))
+        case .end(let trailers):
+            self.perform(self.exchange!.upstreamReceivedEnd(trailers: trailers))
+        }
+    }
+
+    func upstreamReadComplete() {
+        self.perform(self.exchange!.upstreamReadComplete())
+    }
+
+    func upstreamWritabilityChanged(isWritable: Bool) {
+        self.perform(self.exchange!.upstreamWritabilityChanged(isWritable: isWritable))
+    }
+
+    func upstreamClosed(error: Error?) {
+        // The connection reports this once and forgets its delegate: it is of no further use.
+        self.upstreamConnection = nil
+        let reason = error.map(UpstreamFailure.describe)
+        let action = self.exchange!.upstreamClosed(reason: reason)
+        switch action.io {
+        case .respond:
+            self.logUpstreamFailure("Ollama closed the connection without answering", reason: reason ?? "connection closed")
+        case .abortResponse:
+            self.logUpstreamFailure("Ollama connection lost mid-response", reason: reason ?? "connection closed")
+        default:
+            break
+        }
+        self.perform(action)
     }
 }

@@ -51,11 +51,12 @@ public final class ProxyServer: Sendable {
     public func start() async throws {
         let shared = ProxySharedState(
             upstream: self.configuration.upstream,
-            metrics: self.metrics,
+            observer: MetricsRecorder(metrics: self.metrics),
             logger: self.logger,
-            pools: self.pools,
-            requestHeadTimeout: TimeAmount(self.configuration.requestHeadTimeout)
+            requestHeadTimeout: TimeAmount(self.configuration.requestHeadTimeout),
+            maxInspectedRequestBody: 32 * 1024 * 1024
         )
+        let pools = self.pools
         let connections = self.connections
         let proxyBootstrap = ServerBootstrap(group: self.group)
             .serverChannelOption(.backlog, value: 1024)
@@ -74,7 +75,9 @@ public final class ProxyServer: Sendable {
                         withPipeliningAssistance: false, withErrorHandling: false,
                         withOutboundHeaderValidation: false, withEncoderConfiguration: encoder
                     )
-                    try channel.pipeline.syncOperations.addHandler(ProxyConnectionHandler(shared: shared))
+                    try channel.pipeline.syncOperations.addHandler(
+                        ProxyConnectionHandler(shared: shared, upstream: pools.pool(for: channel.eventLoop))
+                    )
                     connections.track(channel)
                 }
             }

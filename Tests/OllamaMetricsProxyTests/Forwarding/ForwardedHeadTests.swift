@@ -190,7 +190,7 @@ import Testing
         (.messages, #"{"type":"error","error":{"type":"api_error","message":"down \"now\""}}"#),
     ])
     func speakTheDialectOfTheEndpoint(endpoint: InferenceEndpoint?, expected: String) {
-        let (head, body) = ProxyErrorResponse.badGateway(message: #"down "now""#, endpoint: endpoint, allocator: .init())
+        let (head, body) = ProxyErrorResponse.badGateway(message: #"down "now""#, endpoint: endpoint)
         #expect(head.status == .badGateway)
         #expect(String(buffer: body) == expected)
         #expect(head.headers["content-length"] == ["\(expected.utf8.count)"])

@@ -124,6 +124,7 @@ import Testing
         completed.finish()
         let failed = InferenceRecord(metrics: metrics, endpoint: .chat, model: "m")
         failed.upstreamAnswered(status: 503)
+        failed.fail(.http5xx)
         failed.fail(.clientDisconnected)  // the first reason wins
         failed.finish()
         let silent = InferenceRecord(metrics: metrics, endpoint: .chat, model: "m")
@@ -140,8 +141,8 @@ import Testing
         let metrics = ProxyMetrics(maxModelLabels: 3)
         for index in 0..<50 {
             let record = InferenceRecord(metrics: metrics, endpoint: .generate, model: "missing-\(index)")
-            record.upstreamAnswered(status: 404)
-            record.finish()
+            record.responseHeadReceived(status: 404)
+            record.ended(InferenceEnding(outcome: .failed(.http4xx), requestBodyBytes: 10, responseBodyBytes: 20))
         }
         let text = self.exposition(metrics)
         #expect(!text.contains("missing-"))
