@@ -362,51 +362,13 @@ struct JSONScanner {
     }
 
     private mutating func skipContainer() -> Bool {
-        // Bit n of `kinds` tells whether nesting level n (0-based, first 64 levels) is an object.
-        var kinds: UInt64 = 0
-        var depth = 0
-        let end = bytes.count
-        var index = position
-        while index < end {
-            let byte = bytes[index]
-            switch byte {
-            case UInt8(ascii: "\""):
-                index += 1
-                while index < end {
-                    let inner = bytes[index]
-                    if inner == UInt8(ascii: "\"") { break }
-                    index += inner == UInt8(ascii: "\\") ? 2 : 1
-                }
-                guard index < end else {
-                    fail()
-                    return false
-                }
-            case UInt8(ascii: "{"), UInt8(ascii: "["):
-                if depth < 64 {
-                    let bit: UInt64 = 1 << UInt64(depth)
-                    kinds = byte == UInt8(ascii: "{") ? kinds | bit : kinds & ~bit
-                }
-                depth += 1
-            case UInt8(ascii: "}"), UInt8(ascii: "]"):
-                depth -= 1
-                if depth < 64 {
-                    let isObject = kinds & (1 << UInt64(depth)) != 0
-                    guard isObject == (byte == UInt8(ascii: "}")) else {
-                        fail()
-                        return false
-                    }
-                }
-                if depth == 0 {
-                    position = index + 1
-                    return true
-                }
-            default:
-                break
-            }
-            index += 1
+        var skipper = JSONValueSkipper()
+        guard case .ended(let end) = skipper.advance(bytes, from: position) else {
+            fail()
+            return false
         }
-        fail()
-        return false
+        position = end
+        return true
     }
 }
 

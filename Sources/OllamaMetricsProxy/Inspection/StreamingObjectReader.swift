@@ -70,12 +70,8 @@ struct StreamingObjectReader {
     /// Bytes of the captured value from earlier pieces.
     private var captured: [UInt8] = []
 
-    // Position inside a container or string value being scanned.
-    private var depth = 0
-    /// Bit n tells whether nesting level n (first 64 levels) is an object; used to match brackets.
-    private var levelIsObject: UInt64 = 0
-    private var inString = false
-    private var escapePending = false
+    /// Finds the end of the container or string value being scanned.
+    private var skipper = JSONValueSkipper()
 
     init(isLineDelimited: Bool) {
         self.isLineDelimited = isLineDelimited
@@ -217,19 +213,10 @@ struct StreamingObjectReader {
                 captureStart = index
                 let byte = bytes[index]
                 switch byte {
-                case UInt8(ascii: "{"), UInt8(ascii: "["):
-                    depth = 1
-                    levelIsObject = byte == UInt8(ascii: "{") ? 1 : 0
-                    inString = false
-                    escapePending = false
+                case UInt8(ascii: "{"), UInt8(ascii: "["), UInt8(ascii: "\""):
+                    // The skipper reads the opening byte itself.
+                    skipper = JSONValueSkipper()
                     state = .inContainerOrString
-                    index += 1
-                case UInt8(ascii: "\""):
-                    depth = 0
-                    inString = true
-                    escapePending = false
-                    state = .inContainerOrString
-                    index += 1
                 case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"),
                      UInt8(ascii: "t"), UInt8(ascii: "f"), UInt8(ascii: "n"):
                     state = .inPrimitive
@@ -238,11 +225,16 @@ struct StreamingObjectReader {
                 }
 
             case .inContainerOrString:
-                guard let valueEnd = scanContainerOrString(bytes, from: &index) else {
-                    if state == .ignoring { return }
-                    break
-                }
-                guard finishValue(bytes, captureStart: captureStart, valueEnd: valueEnd, into: &consumer) else {
+                switch skipper.advance(bytes, from: index) {
+                case .ended(let valueEnd):
+                    index = valueEnd
+                    guard finishValue(bytes, captureStart: captureStart, valueEnd: valueEnd, into: &consumer) else {
+                        return
+                    }
+                case .needsMoreBytes:
+                    index = end
+                case .mismatched:
+                    abandonObject()
                     return
                 }
 
@@ -329,52 +321,6 @@ struct StreamingObjectReader {
             abandonObject()
         }
         return keepReading
-    }
-
-    /// Advances through a container or string value. Returns the index just past the value when it ends
-    /// in `bytes`, nil when more bytes are needed (or the value was malformed: then `state` is `.ignoring`).
-    private mutating func scanContainerOrString(_ bytes: UnsafeRawBufferPointer, from index: inout Int) -> Int? {
-        let end = bytes.count
-        var position = index
-        defer { index = position }
-        while position < end {
-            let byte = bytes[position]
-            position += 1
-            if inString {
-                if escapePending {
-                    escapePending = false
-                } else if byte == UInt8(ascii: "\\") {
-                    escapePending = true
-                } else if byte == UInt8(ascii: "\"") {
-                    inString = false
-                    if depth == 0 { return position }
-                }
-                continue
-            }
-            switch byte {
-            case UInt8(ascii: "\""):
-                inString = true
-            case UInt8(ascii: "{"), UInt8(ascii: "["):
-                if depth < 64 {
-                    let bit: UInt64 = 1 << UInt64(depth)
-                    levelIsObject = byte == UInt8(ascii: "{") ? levelIsObject | bit : levelIsObject & ~bit
-                }
-                depth += 1
-            case UInt8(ascii: "}"), UInt8(ascii: "]"):
-                depth -= 1
-                if depth < 64 {
-                    let isObject = levelIsObject & (1 << UInt64(depth)) != 0
-                    guard isObject == (byte == UInt8(ascii: "}")) else {
-                        abandonObject()
-                        return nil
-                    }
-                }
-                if depth == 0 { return position }
-            default:
-                break
-            }
-        }
-        return nil
     }
 
     @inline(__always)
