@@ -28,21 +28,3 @@ enum HopByHopHeaders {
         return false
     }
 }
-
-extension StringProtocol {
-    /// Compares with `lowercase`, a name made of lowercase ASCII letters and `-`, ignoring the letter case
-    /// of `self`. Header names are ASCII tokens, so setting bit 5 lowercases exactly their letters.
-    func equalsLowercaseASCII(_ lowercase: String) -> Bool {
-        self.utf8.elementsEqual(lowercase.utf8) { ($0 | 0x20) == $1 }
-    }
-}
-
-extension String {
-    /// The value without leading and trailing spaces and tabs (optional whitespace around header values).
-    var trimmingSpaces: Substring {
-        let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" }
-        guard let first = self.firstIndex(where: { !isSpace($0) }) else { return "" }
-        let last = self.lastIndex(where: { !isSpace($0) })!
-        return self[first...last]
-    }
-}

@@ -166,21 +166,9 @@ struct RequestBodyReading {
     /// Go's field matching: exact or ASCII case-insensitive, after decoding escapes.
     static func key(_ raw: UnsafeRawBufferPointer, is name: StaticString) -> Bool {
         if !raw.contains(UInt8(ascii: "\\")) {
-            return asciiCaseInsensitiveEqual(raw, name)
+            return ASCII.equalsIgnoringCase(raw, lowercase: ASCII.bytes(name))
         }
         guard let decoded = JSONBytes.unescape(raw) else { return false }
-        return Array(decoded.utf8).withUnsafeBytes { asciiCaseInsensitiveEqual($0, name) }
-    }
-
-    private static func asciiCaseInsensitiveEqual(_ bytes: UnsafeRawBufferPointer, _ name: StaticString) -> Bool {
-        let count = name.utf8CodeUnitCount
-        guard bytes.count == count else { return false }
-        let expected = name.utf8Start
-        for index in 0..<count {
-            var byte = bytes[index]
-            if byte &- UInt8(ascii: "A") < 26 { byte |= 0x20 }
-            if byte != expected[index] { return false }
-        }
-        return true
+        return ASCII.equalsIgnoringCase(decoded.utf8, lowercase: ASCII.bytes(name))
     }
 }

@@ -130,25 +130,13 @@ public struct ResponseInspector: Sendable {
     /// Whether the `type/subtype` of a Content-Type (case-insensitive, parameters and blanks ignored) is
     /// `expected` (lowercase). Compares bytes in place: this runs for every inference response.
     static func mediaType(of contentType: String, is expected: StaticString) -> Bool {
-        var contentType = contentType
-        return contentType.withUTF8 { actual in
-            var index = 0
-            while index < actual.count, actual[index] == UInt8(ascii: " ") || actual[index] == UInt8(ascii: "\t") {
-                index += 1
-            }
-            let wanted = UnsafeRawBufferPointer(start: expected.utf8Start, count: expected.utf8CodeUnitCount)
-            for byte in wanted {
-                guard index < actual.count else { return false }
-                var candidate = actual[index]
-                if candidate >= UInt8(ascii: "A") && candidate <= UInt8(ascii: "Z") { candidate += 32 }
-                guard candidate == byte else { return false }
-                index += 1
-            }
-            while index < actual.count, actual[index] == UInt8(ascii: " ") || actual[index] == UInt8(ascii: "\t") {
-                index += 1
-            }
-            return index == actual.count || actual[index] == UInt8(ascii: ";")
-        }
+        let utf8 = contentType.utf8
+        let isBlank = { (byte: UInt8) in byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") }
+        let end = utf8.firstIndex(of: UInt8(ascii: ";")) ?? utf8.endIndex
+        guard let first = utf8[..<end].firstIndex(where: { !isBlank($0) }),
+              let last = utf8[first..<end].lastIndex(where: { !isBlank($0) })
+        else { return false }
+        return ASCII.equalsIgnoringCase(utf8[first...last], lowercase: ASCII.bytes(expected))
     }
 }
 
