@@ -186,14 +186,9 @@ struct SSEEventSplitter {
         return rest.assembledBytes ?? ByteBuffer()
     }
 
-    /// Forgets held-back bytes without allocating when there are none (clearing the shared empty buffer
-    /// would allocate) and without keeping a large capacity alive.
+    /// Forgets held-back bytes.
     private mutating func discardHeld() {
-        if held.capacity > 64 * 1024 {
-            held = ByteBuffer()
-        } else if held.writerIndex > 0 {
-            held.clear()
-        }
+        held.emptyForReuse()
     }
 
     // MARK: Lines
@@ -228,10 +223,8 @@ struct SSEEventSplitter {
         let isBlank = line.withUnsafeBytes {
             handleField($0, offsetInPiece: nil, startInSegment: startInSegment, of: piece)
         }
-        if line.capacity <= 64 * 1024 {
-            line.removeAll(keepingCapacity: true)
-            partialLine = line
-        }
+        line.emptyForReuse()
+        partialLine = line
         return isBlank
     }
 
@@ -323,11 +316,7 @@ private struct EventField {
     }
 
     mutating func reset() {
-        if owned.capacity > 64 * 1024 {
-            owned = []
-        } else if !owned.isEmpty {
-            owned.removeAll(keepingCapacity: true)
-        }
+        owned.emptyForReuse()
         rangeInPiece = nil
         isPresent = false
         isTooLong = false
@@ -454,11 +443,7 @@ private struct ForwardedBytes {
         } else {
             assembled!.writeBuffer(&held)
         }
-        if held.capacity > 64 * 1024 {
-            held = ByteBuffer()
-        } else {
-            held.clear()
-        }
+        held.emptyForReuse()
     }
 
     private mutating func materialize(_ piece: UnsafeRawBufferPointer, extraCapacity: Int = 0) {

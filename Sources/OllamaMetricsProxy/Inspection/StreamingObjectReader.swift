@@ -114,11 +114,7 @@ struct StreamingObjectReader {
     }
 
     private mutating func releaseCaptureStorage() {
-        if captured.capacity > 64 * 1024 {
-            captured = []
-        } else {
-            captured.removeAll(keepingCapacity: true)
-        }
+        captured.emptyForReuse()
     }
 
     private mutating func abandonObject() {
