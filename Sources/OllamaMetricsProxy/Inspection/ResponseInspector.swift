@@ -35,7 +35,8 @@ public struct ResponseInspector: Sendable {
     /// OpenAI chunk with a non-empty `text` or delta `content`, `reasoning` or `tool_calls`; an Anthropic
     /// `content_block_delta`; a Responses `response.….delta`. A role-only first chunk, `message_start` or
     /// `response.created` does not count. A non-streaming compatibility document counts once it has been read
-    /// whole and carried content. Once true, nothing more is looked at for it.
+    /// whole and carried content; a native one as soon as its content member has been read (Go writes it
+    /// before the metrics). Once true, nothing more is looked at for it.
     public private(set) var hasSeenContent = false
 
     /// - Parameter contentType: The response's Content-Type header (`application/x-ndjson`,
