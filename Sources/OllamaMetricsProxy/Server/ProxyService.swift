@@ -36,7 +36,3 @@ extension ProxyService {
         return address.host == nil ? "\(address) (all interfaces)" : "\(address)"
     }
 }
-
-public enum ProxyVersion {
-    public static let current = "0.1.0"
-}
