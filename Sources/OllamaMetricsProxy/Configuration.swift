@@ -1,6 +1,9 @@
 import NIOCore
 
-/// Everything the proxy needs to run, parsed and validated before any socket is opened.
+/// Everything the proxy needs to run. Parsing (`ListenAddress`, `UpstreamURL`) rejects malformed text;
+/// `validate()` checks every value against its accepted range, and `ProxyServer` requires a valid one.
+///
+/// Every limit the proxy has is a field here, with a default that is the safe choice.
 public struct ProxyConfiguration: Sendable {
     /// Where clients connect (`--listen`, default `:11435`).
     public var listen: ListenAddress
@@ -8,15 +11,30 @@ public struct ProxyConfiguration: Sendable {
     public var metricsListen: ListenAddress
     /// The Ollama server every request is forwarded to (`--ollama-url`, default `http://localhost:11434`).
     public var upstream: UpstreamURL
-    /// How many distinct `model` label values are kept before new names are folded into one overflow value.
+    /// How many distinct `model` label values are kept (`--max-models`, default 100, at least 1). At the
+    /// limit, new names are recorded under the one overflow value `__overflow__`.
     public var maxModelLabels: Int
-    /// How long a client may take to send a complete request head, and how long an idle keep-alive
-    /// connection is kept open. Nothing else in the proxy times out: streams may last hours.
+    /// How long a client may take to send a complete request head, and how long an idle keep-alive client
+    /// connection is kept open (default 75 s, like nginx's keep-alive timeout; 1 ms to 24 h). At the limit
+    /// the connection is closed. Nothing else in the proxy times out a client: streams may last hours.
     public var requestHeadTimeout: Duration
-    /// How long an unused keep-alive connection to Ollama is kept (Go's HTTP client keeps them 90 s).
+    /// How long an unused keep-alive connection to Ollama is kept (default 60 s; 1 ms to 24 h). At the limit
+    /// it is closed; a thread that got no connection back for that long also gives freed heap memory back
+    /// to the system.
     /// This is not a timeout on requests: a connection in use is never closed by the proxy.
     public var upstreamIdleTimeout: Duration
-    /// Event loop threads serving the proxy; defaults to one per core.
+    /// How long opening a TCP connection to Ollama may take (default 10 s; 1 ms to 10 min). At the limit the
+    /// client gets `502 Bad Gateway`. Only the connect is timed: Ollama sends no response head until the
+    /// first token, which can take minutes, so nothing after the connect has a timeout.
+    public var upstreamConnectTimeout: Duration
+    /// Idle keep-alive connections to Ollama kept per event loop thread (default 128; 0 to 65,536, where 0
+    /// means no reuse). A connection returned to a full pool is closed instead of kept.
+    public var maxIdleUpstreamConnectionsPerThread: Int
+    /// The largest inference request body held in memory to read the model name and add the OpenAI usage
+    /// option (default 32 MiB; 1 KiB to 1 GiB). A larger body streams through untouched, without the usage
+    /// option, and the request is recorded as model `unknown`.
+    public var maxInspectedRequestBody: Int
+    /// Event loop threads serving the proxy (`--threads`, default one per core; 1 to 1024).
     public var threads: Int
 
     public init(
@@ -26,6 +44,9 @@ public struct ProxyConfiguration: Sendable {
         maxModelLabels: Int = 100,
         requestHeadTimeout: Duration = .seconds(75),
         upstreamIdleTimeout: Duration = .seconds(60),
+        upstreamConnectTimeout: Duration = .seconds(10),
+        maxIdleUpstreamConnectionsPerThread: Int = 128,
+        maxInspectedRequestBody: Int = 32 * 1024 * 1024,
         threads: Int = System.coreCount
     ) {
         self.listen = listen
@@ -34,7 +55,42 @@ public struct ProxyConfiguration: Sendable {
         self.maxModelLabels = maxModelLabels
         self.requestHeadTimeout = requestHeadTimeout
         self.upstreamIdleTimeout = upstreamIdleTimeout
+        self.upstreamConnectTimeout = upstreamConnectTimeout
+        self.maxIdleUpstreamConnectionsPerThread = maxIdleUpstreamConnectionsPerThread
+        self.maxInspectedRequestBody = maxInspectedRequestBody
         self.threads = threads
+    }
+
+    /// Throws the first value outside its accepted range, naming the flag (or, for values without one, the
+    /// field) and the range. Addresses and the URL are already valid: their types cannot hold a bad value.
+    public func validate() throws(ConfigurationError) {
+        guard self.maxModelLabels >= 1 else {
+            throw ConfigurationError("invalid --max-models \(self.maxModelLabels): expected 1 or more")
+        }
+        guard (1...1024).contains(self.threads) else {
+            throw ConfigurationError("invalid --threads \(self.threads): expected 1 to 1024")
+        }
+        try Self.check(self.requestHeadTimeout, "requestHeadTimeout", within: .milliseconds(1)...(.seconds(24 * 3600)), "1 ms to 24 h")
+        try Self.check(self.upstreamIdleTimeout, "upstreamIdleTimeout", within: .milliseconds(1)...(.seconds(24 * 3600)), "1 ms to 24 h")
+        try Self.check(self.upstreamConnectTimeout, "upstreamConnectTimeout", within: .milliseconds(1)...(.seconds(600)), "1 ms to 10 min")
+        guard (0...65_536).contains(self.maxIdleUpstreamConnectionsPerThread) else {
+            throw ConfigurationError(
+                "invalid maxIdleUpstreamConnectionsPerThread \(self.maxIdleUpstreamConnectionsPerThread): expected 0 to 65536"
+            )
+        }
+        guard (1024...(1 << 30)).contains(self.maxInspectedRequestBody) else {
+            throw ConfigurationError(
+                "invalid maxInspectedRequestBody \(self.maxInspectedRequestBody): expected 1024 to 1073741824 bytes (1 KiB to 1 GiB)"
+            )
+        }
+    }
+
+    private static func check(
+        _ value: Duration, _ name: String, within range: ClosedRange<Duration>, _ rangeText: String
+    ) throws(ConfigurationError) {
+        guard range.contains(value) else {
+            throw ConfigurationError("invalid \(name) \(value): expected \(rangeText)")
+        }
     }
 }
 

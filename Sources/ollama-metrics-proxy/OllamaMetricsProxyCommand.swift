@@ -58,14 +58,12 @@ struct OllamaMetricsProxyCommand: AsyncParsableCommand {
                 maxModelLabels: self.maxModels,
                 threads: self.threads
             )
+            // The log level configures logging, not the proxy: it is the command's to parse.
             guard let parsedLevel = Logger.Level(rawValue: self.logLevel.lowercased()) else {
                 throw ConfigurationError.invalidLogLevel(self.logLevel)
             }
             level = parsedLevel
-            guard self.maxModels >= 1 else { throw ConfigurationError.invalidMaxModels(self.maxModels) }
-            guard (1...1024).contains(self.threads) else {
-                throw ConfigurationError(description: "invalid --threads \(self.threads): expected 1 to 1024")
-            }
+            try configuration.validate()
         } catch {
             Self.fail("\(error)")
         }
@@ -102,8 +100,5 @@ struct OllamaMetricsProxyCommand: AsyncParsableCommand {
 extension ConfigurationError {
     static func invalidLogLevel(_ text: String) -> ConfigurationError {
         ConfigurationError(description: "invalid --log-level '\(text)': expected trace, debug, info, notice, warning, error or critical")
-    }
-    static func invalidMaxModels(_ value: Int) -> ConfigurationError {
-        ConfigurationError(description: "invalid --max-models \(value): expected 1 or more")
     }
 }

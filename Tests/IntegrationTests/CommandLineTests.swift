@@ -85,6 +85,8 @@ import Testing
         (["--listen", "11435"], "invalid listen address '11435'"),
         (["--metrics-listen=:99999"], "invalid port in listen address ':99999'"),
         (["--log-level", "loud"], "invalid --log-level 'loud'"),
+        (["--max-models", "0"], "invalid --max-models 0: expected 1 or more"),
+        (["-threads=2000"], "invalid --threads 2000: expected 1 to 1024"),
     ])
     func badFlagsGiveOneClearLineAndExitOne(arguments: [String], message: String) async throws {
         let proxy = try RunningProxy(arguments)

@@ -28,21 +28,26 @@ public final class ProxyServer: Sendable {
     /// The address `/metrics` is served on.
     public var metricsAddress: SocketAddress? { self.channels.withLockedValue { $0?.metrics.localAddress } }
 
+    /// - Precondition: `configuration.validate()` does not throw. A program checks what its users typed
+    ///   (the command does, and reports it in one line) before it builds a server; an invalid configuration
+    ///   reaching this point is a bug in that program and stops it here, at its cause.
     public init(
         configuration: ProxyConfiguration,
         metrics: ProxyMetrics? = nil,
         logger: Logger = Logger(label: "ollama-metrics-proxy"),
         group: MultiThreadedEventLoopGroup? = nil
     ) {
+        do {
+            try configuration.validate()
+        } catch {
+            preconditionFailure("ProxyServer needs a valid configuration: \(error)")
+        }
         self.configuration = configuration
         self.metrics = metrics ?? ProxyMetrics(maxModelLabels: configuration.maxModelLabels, logger: logger)
         self.logger = logger
         self.ownsGroup = group == nil
-        self.group = group ?? MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.threads))
-        self.pools = UpstreamConnectionPools(
-            group: self.group, upstream: configuration.upstream,
-            idleTimeout: TimeAmount(configuration.upstreamIdleTimeout)
-        )
+        self.group = group ?? MultiThreadedEventLoopGroup(numberOfThreads: configuration.threads)
+        self.pools = UpstreamConnectionPools(group: self.group, configuration: configuration)
         self.connections = ClientConnectionTracker()
         self.channels = NIOLockedValueBox(nil)
     }

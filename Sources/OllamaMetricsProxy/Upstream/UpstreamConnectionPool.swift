@@ -19,15 +19,20 @@ final class UpstreamConnectionPool {
     /// Idle connections kept per event loop; more are closed when they are returned.
     let maxIdleConnections: Int
     let idleTimeout: TimeAmount
+    let connectTimeout: TimeAmount
     /// Most recently returned last: reuse takes the warmest connection, expiry starts with the oldest.
     private var idle: [IdleConnection] = []
     private var expiryTimer: Scheduled<Void>?
 
-    init(eventLoop: EventLoop, upstream: UpstreamURL, maxIdleConnections: Int = 128, idleTimeout: TimeAmount = .seconds(60)) {
+    init(
+        eventLoop: EventLoop, upstream: UpstreamURL, maxIdleConnections: Int, idleTimeout: TimeAmount,
+        connectTimeout: TimeAmount
+    ) {
         self.eventLoop = eventLoop
         self.upstream = upstream
         self.maxIdleConnections = maxIdleConnections
         self.idleTimeout = idleTimeout
+        self.connectTimeout = connectTimeout
     }
 
     var idleConnectionCount: Int { self.idle.count }
@@ -103,7 +108,7 @@ final class UpstreamConnectionPool {
         ClientBootstrap(group: self.eventLoop)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelOption(.socketOption(.so_keepalive), value: 1)
-            .connectTimeout(.seconds(10))
+            .connectTimeout(self.connectTimeout)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     // Framing headers are forwarded as the client wrote them (NIO would re-case them).
@@ -124,12 +129,18 @@ final class UpstreamConnectionPool {
 final class UpstreamConnectionPools: Sendable {
     private let pools: [ObjectIdentifier: NIOLoopBoundBox<UpstreamConnectionPool>]
 
-    init(group: EventLoopGroup, upstream: UpstreamURL, idleTimeout: TimeAmount = .seconds(60)) {
+    /// One pool per loop of `group`, with the upstream and the limits of `configuration`.
+    init(group: EventLoopGroup, configuration: ProxyConfiguration) {
         var pools: [ObjectIdentifier: NIOLoopBoundBox<UpstreamConnectionPool>] = [:]
         for loop in group.makeIterator() {
-            pools[ObjectIdentifier(loop)] = NIOLoopBoundBox.makeBoxSendingValue(
-                UpstreamConnectionPool(eventLoop: loop, upstream: upstream, idleTimeout: idleTimeout), eventLoop: loop
+            let pool = UpstreamConnectionPool(
+                eventLoop: loop,
+                upstream: configuration.upstream,
+                maxIdleConnections: configuration.maxIdleUpstreamConnectionsPerThread,
+                idleTimeout: TimeAmount(configuration.upstreamIdleTimeout),
+                connectTimeout: TimeAmount(configuration.upstreamConnectTimeout)
             )
+            pools[ObjectIdentifier(loop)] = NIOLoopBoundBox.makeBoxSendingValue(pool, eventLoop: loop)
         }
         self.pools = pools
     }
