@@ -7,7 +7,8 @@ import NIOPosix
 ///
 /// Connections left idle for `idleTimeout` are closed, so that a burst of concurrent requests does not leave
 /// hundreds of sockets open in Ollama for good. When a loop has been quiet that long, freed heap memory is
-/// handed back to the system too (`malloc_trim`): after a burst, memory returns to its idle level.
+/// handed back to the system too (`HeapTrimmer`, off the event loops): after a burst, memory returns to its
+/// idle level.
 final class UpstreamConnectionPool {
     private struct IdleConnection {
         let connection: UpstreamConnection
@@ -100,7 +101,7 @@ final class UpstreamConnectionPool {
             self.scheduleExpiry(at: oldest.since + self.idleTimeout)
         } else if !expired.isEmpty {
             // No connection was returned for a whole `idleTimeout`: this loop is quiet.
-            HeapTrimmer.trim()
+            HeapTrimmer.trimInBackground()
         }
     }
 
