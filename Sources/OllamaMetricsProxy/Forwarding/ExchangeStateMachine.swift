@@ -494,6 +494,7 @@ struct ExchangeStateMachine {
         switch self.state {
         case .responding(var response):
             guard let pending = response.pendingClientBody else { return .none }
+            self.state = .modifying
             response.pendingClientBody = nil
             self.state = .responding(response)
             self.countForwarded(pending)

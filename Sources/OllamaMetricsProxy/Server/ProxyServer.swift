@@ -59,7 +59,7 @@ public final class ProxyServer: Sendable {
             observer: MetricsRecorder(metrics: self.metrics),
             logger: self.logger,
             requestHeadTimeout: TimeAmount(self.configuration.requestHeadTimeout),
-            maxInspectedRequestBody: 32 * 1024 * 1024
+            maxInspectedRequestBody: self.configuration.maxInspectedRequestBody
         )
         let pools = self.pools
         let connections = self.connections
