@@ -310,17 +310,18 @@ def report(path):
         ("stream_openai", f"streamed chunk: OpenAI `/v1/chat/completions` (SSE; `include_usage` injected, usage chunk withheld), a token per read {delay} ms apart"),
         ("stream_burst", "line in a burst: native `/api/generate`, no delays (many lines per read)"),
     ]
-    print("| instructions per unit (callgrind, user space) | this proxy | nginx `proxy_pass` | proxy / nginx | socket reads per unit, proxy / nginx |")
-    print("|---|--:|--:|--:|--:|")
+    print("| instructions per unit (callgrind, user space) | this proxy | nginx `proxy_pass` | proxy / nginx | allocations per unit, proxy / nginx | socket reads per unit, proxy / nginx |")
+    print("|---|--:|--:|--:|--:|--:|")
     coalesced = []
     for key, label in streams:
         runs = int(num(f"{key}_runs") or 1)
-        proxy_values, proxy_reads = [], []
+        proxy_values, proxy_reads, proxy_allocs = [], [], []
         for run in range(1, runs + 1):
             suffix = "" if run == 1 else f"_run{run}"
             units = (f"{key}_short_units", f"{key}_long_units")
             proxy_values.append(per_unit(f"proxy_{key}{suffix}", "instructions", *units))
             proxy_reads.append(per_unit(f"proxy_{key}{suffix}", "reads", *units))
+            proxy_allocs.append(per_unit(f"proxy_{key}{suffix}", "allocations", *units))
         nginx_value = per_unit(f"nginx_{key}", "instructions", f"{key}_short_units", f"{key}_long_units")
         nginx_reads = per_unit(f"nginx_{key}", "reads", f"{key}_short_units", f"{key}_long_units")
         proxy_text = " / ".join(cell(v) for v in proxy_values)
@@ -328,8 +329,10 @@ def report(path):
             proxy_text += f" (spread {(max(proxy_values) / min(proxy_values) - 1) * 100:.2f} %)"
         first = proxy_values[0]
         ratio = None if first is None or not nginx_value else first / nginx_value
+        nginx_allocs = per_unit(f"nginx_{key}", "allocations", f"{key}_short_units", f"{key}_long_units")
         reads_text = " / ".join(cell(v, 2) for v in proxy_reads) + " / " + cell(nginx_reads, 2)
-        print(f"| {label} | {proxy_text} | {cell(nginx_value)} | {cell(ratio, 2)}{'×' if ratio else ''} | {reads_text} |")
+        allocs_text = " / ".join(cell(v, 2) for v in proxy_allocs) + " / " + cell(nginx_allocs, 2)
+        print(f"| {label} | {proxy_text} | {cell(nginx_value)} | {cell(ratio, 2)}{'×' if ratio else ''} | {allocs_text} | {reads_text} |")
         if key != "stream_burst":
             for who, value in [("proxy", v) for v in proxy_reads] + [("nginx", nginx_reads)]:
                 if value is not None and value < 0.98:
