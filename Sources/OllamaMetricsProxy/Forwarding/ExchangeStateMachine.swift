@@ -101,11 +101,8 @@ struct ExchangeStateMachine {
         case complete
     }
 
+    /// How the response streaming to the client ends.
     private struct ResponseProgress {
-        var inspector: ResponseInspector?
-        /// Body bytes of the current read burst from Ollama, written as one chunk when the burst ends: they
-        /// arrived at the same moment, so joining them delays nothing and saves writes.
-        var pendingClientBody: ByteBuffer?
         var upstreamKeepAlive: Bool
         var closeClient: Bool
         var request: RequestRemainder
@@ -117,7 +114,7 @@ struct ExchangeStateMachine {
         /// A connection is held; no response has arrived. Nothing was sent on it while the body is
         /// `.buffering`; everything read so far was sent otherwise.
         case requesting(RequestBody, reused: Bool, isReplay: Bool)
-        /// Ollama's response head went to the client; its body streams.
+        /// Ollama's response head went to the client; its body streams through `responseBody`.
         case responding(ResponseProgress)
         /// The response ended, the proxy answered itself, or the client hung up.
         case finished
@@ -126,6 +123,17 @@ struct ExchangeStateMachine {
     }
 
     private var state: State
+    /// The response body while `.responding`: its inspector, and the bytes of the current read burst. They
+    /// change on every chunk, so they live beside the state and are changed in place; held in the state's
+    /// payload, they were copied out and back about four times per chunk.
+    private var responseBody = ResponseBody()
+
+    private struct ResponseBody {
+        var inspector: ResponseInspector?
+        /// Body bytes of the current read burst from Ollama, written as one chunk when the burst ends: they
+        /// arrived at the same moment, so joining them delays nothing and saves writes.
+        var pending: ByteBuffer?
+    }
     /// Present for inference requests from the moment their life began (see `InferenceLifecycleObserver`).
     private(set) var inference: InferenceProgress?
 
@@ -346,6 +354,7 @@ struct ExchangeStateMachine {
             return Action(io: .none, events: self.end(.clientDisconnected))
         case .requesting, .responding:
             self.state = .finished
+            self.responseBody = ResponseBody()
             return Action(io: .closeUpstream, events: self.end(.clientDisconnected))
         case .finished:
             return .none
@@ -445,8 +454,9 @@ struct ExchangeStateMachine {
             case .buffering: remainder = .discarding
             case .complete: remainder = .complete
             }
+            self.responseBody = ResponseBody(inspector: inspector, pending: nil)
             self.state = .responding(ResponseProgress(
-                inspector: inspector, pendingClientBody: nil, upstreamKeepAlive: forwarded.upstreamKeepAlive,
+                upstreamKeepAlive: forwarded.upstreamKeepAlive,
                 closeClient: forwarded.closeClientAfterResponse, request: remainder
             ))
             return Action(io: .writeClientHead(forwarded.head), events: events)
@@ -465,17 +475,14 @@ struct ExchangeStateMachine {
     /// A piece of the response body: inspected, and held until the read burst ends.
     mutating func upstreamReceivedBody(_ part: ByteBuffer) -> Action {
         switch self.state {
-        case .responding(var response):
-            self.state = .modifying
-            var events: InferenceLifecycleEvents = []
-            if response.inspector != nil {
-                let forward = response.inspector!.inspect(part)
-                events = self.takeInspectionResults(&response.inspector!)
-                Self.append(forward, to: &response.pendingClientBody)
-            } else {
-                Self.append(part, to: &response.pendingClientBody)
+        case .responding:
+            guard self.responseBody.inspector != nil else {
+                Self.append(part, to: &self.responseBody.pending)
+                return .none
             }
-            self.state = .responding(response)
+            let forward = self.responseBody.inspector!.inspect(part)
+            let events = Self.takeInspectionResults(&self.responseBody.inspector!, into: &self.inference)
+            Self.append(forward, to: &self.responseBody.pending)
             return Action(io: .none, events: events)
         case .finished:
             return .none
@@ -492,11 +499,9 @@ struct ExchangeStateMachine {
     /// Ollama's read burst ended: what it brought goes to the client as one write.
     mutating func upstreamReadComplete() -> Action {
         switch self.state {
-        case .responding(var response):
-            guard let pending = response.pendingClientBody else { return .none }
-            self.state = .modifying
-            response.pendingClientBody = nil
-            self.state = .responding(response)
+        case .responding:
+            guard let pending = self.responseBody.pending else { return .none }
+            self.responseBody.pending = nil
             self.countForwarded(pending)
             return Action(io: .writeClientBody(pending))
         case .requesting, .connecting, .finished:
@@ -508,14 +513,13 @@ struct ExchangeStateMachine {
 
     mutating func upstreamReceivedEnd(trailers: HTTPHeaders?) -> Action {
         switch self.state {
-        case .responding(var response):
-            self.state = .modifying
-            let events = self.closeResponse(&response, endingOtherwiseAs: .noUsage)
+        case .responding(let response):
+            let (rest, events) = self.closeResponse(endingOtherwiseAs: .noUsage)
             self.state = .finished
             let reusable = response.upstreamKeepAlive && response.request == .complete
             return Action(
                 io: .finishResponse(
-                    body: response.pendingClientBody, trailers: trailers, connection: reusable ? .release : .close,
+                    body: rest, trailers: trailers, connection: reusable ? .release : .close,
                     closeClient: response.closeClient
                 ),
                 events: events
@@ -554,11 +558,10 @@ struct ExchangeStateMachine {
             events.formUnion(self.end(.upstreamUnreachable))
             let why = reason ?? "connection closed before a response"
             return self.badGateway("Ollama at \(self.upstream) closed the connection: \(why)", body: body, events: events)
-        case .responding(var response):
-            self.state = .modifying
-            let events = self.closeResponse(&response, endingOtherwiseAs: .upstreamDisconnected)
+        case .responding:
+            let (rest, events) = self.closeResponse(endingOtherwiseAs: .upstreamDisconnected)
             self.state = .finished
-            return Action(io: .abortResponse(body: response.pendingClientBody), events: events)
+            return Action(io: .abortResponse(body: rest), events: events)
         case .finished:
             return .none
         case .connecting:
@@ -655,36 +658,43 @@ struct ExchangeStateMachine {
     }
 
     /// The response ended or broke off: the inspector reads what it still held, what was not yet written
-    /// goes out with the end, and the request ends (as `reason` unless a usage or a failure decided it).
+    /// is returned to go out with the end, and the request ends (as `reason` unless a usage or a failure
+    /// decided it). The inspector and its buffers are let go.
     private mutating func closeResponse(
-        _ response: inout ResponseProgress, endingOtherwiseAs reason: FailureReason
-    ) -> InferenceLifecycleEvents {
+        endingOtherwiseAs reason: FailureReason
+    ) -> (rest: ByteBuffer?, events: InferenceLifecycleEvents) {
         var events: InferenceLifecycleEvents = []
-        if response.inspector != nil {
-            let rest = response.inspector!.finish()
-            events = self.takeInspectionResults(&response.inspector!)
-            if let rest { Self.append(rest, to: &response.pendingClientBody) }
+        if self.responseBody.inspector != nil {
+            let rest = self.responseBody.inspector!.finish()
+            events = Self.takeInspectionResults(&self.responseBody.inspector!, into: &self.inference)
+            if let rest { Self.append(rest, to: &self.responseBody.pending) }
         }
-        if let pending = response.pendingClientBody { self.countForwarded(pending) }
+        let rest = self.responseBody.pending
+        self.responseBody = ResponseBody()
+        if let rest { self.countForwarded(rest) }
         events.formUnion(self.end(reason))
-        return events
+        return (rest, events)
     }
 
-    private mutating func takeInspectionResults(_ inspector: inout ResponseInspector) -> InferenceLifecycleEvents {
-        guard self.inference != nil else { return [] }
+    /// What the inspector learned since it was last asked, as lifecycle events. Static over two stored
+    /// properties, so that both are changed in place on every chunk.
+    private static func takeInspectionResults(
+        _ inspector: inout ResponseInspector, into inference: inout InferenceProgress?
+    ) -> InferenceLifecycleEvents {
+        guard inference != nil else { return [] }
         var events: InferenceLifecycleEvents = []
-        if !self.inference!.sawContent, inspector.hasSeenContent {
-            self.inference!.sawContent = true
+        if !inference!.sawContent, inspector.hasSeenContent {
+            inference!.sawContent = true
             events.insert(.firstContent)
         }
-        if let usage = inspector.takeCompletedUsage(), self.inference!.outcome == nil {
-            self.inference!.usage = usage
-            self.inference!.outcome = .completed
+        if let usage = inspector.takeCompletedUsage(), inference!.outcome == nil {
+            inference!.usage = usage
+            inference!.outcome = .completed
             events.insert(.usage)
         }
-        if self.inference!.streamError == nil, let message = inspector.streamErrorMessage {
-            self.inference!.streamError = message
-            self.inference!.fail(.streamError)
+        if inference!.streamError == nil, let message = inspector.streamErrorMessage {
+            inference!.streamError = message
+            inference!.fail(.streamError)
         }
         return events
     }
