@@ -676,7 +676,8 @@ struct ExchangeStateMachine {
             self.inference!.sawContent = true
             events.insert(.firstContent)
         }
-        if let usage = inspector.takeCompletedUsage(), self.inference!.outcome == nil {
+        if var usage = inspector.takeCompletedUsage(), self.inference!.outcome == nil {
+            usage.finishReason = inspector.finishReason
             self.inference!.usage = usage
             self.inference!.outcome = .completed
             events.insert(.usage)
