@@ -86,13 +86,14 @@ public final class ProxyServer: Sendable {
         let proxyChannel = try await Self.bind(proxyBootstrap, to: self.configuration.listen, role: "--listen")
 
         let metrics = self.metrics
+        let ollama = OllamaStatusProbe(upstream: self.configuration.upstream, group: self.group)
         let metricsBootstrap = ServerBootstrap(group: self.group)
             .serverChannelOption(.backlog, value: 64)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                    try channel.pipeline.syncOperations.addHandler(MetricsRequestHandler(metrics: metrics))
+                    try channel.pipeline.syncOperations.addHandler(MetricsRequestHandler(metrics: metrics, ollama: ollama))
                 }
             }
         let metricsChannel: Channel
