@@ -18,6 +18,8 @@ public struct ProxyConfiguration: Sendable {
     public var upstreamIdleTimeout: Duration
     /// Event loop threads serving the proxy; defaults to one per core.
     public var threads: Int
+    /// A request header whose value labels per-client counters (`--client-header`); nil (the default): none.
+    public var clientHeader: String?
 
     public init(
         listen: ListenAddress = .init(host: nil, port: 11435),
@@ -26,7 +28,8 @@ public struct ProxyConfiguration: Sendable {
         maxModelLabels: Int = 100,
         requestHeadTimeout: Duration = .seconds(75),
         upstreamIdleTimeout: Duration = .seconds(60),
-        threads: Int = System.coreCount
+        threads: Int = System.coreCount,
+        clientHeader: String? = nil
     ) {
         self.listen = listen
         self.metricsListen = metricsListen
@@ -35,6 +38,7 @@ public struct ProxyConfiguration: Sendable {
         self.requestHeadTimeout = requestHeadTimeout
         self.upstreamIdleTimeout = upstreamIdleTimeout
         self.threads = threads
+        self.clientHeader = clientHeader
     }
 }
 

@@ -85,6 +85,7 @@ import Testing
         (["--listen", "11435"], "invalid listen address '11435'"),
         (["--metrics-listen=:99999"], "invalid port in listen address ':99999'"),
         (["--log-level", "loud"], "invalid --log-level 'loud'"),
+        (["--client-header", "X User"], "invalid --client-header 'X User'"),
     ])
     func badFlagsGiveOneClearLineAndExitOne(arguments: [String], message: String) async throws {
         let proxy = try RunningProxy(arguments)

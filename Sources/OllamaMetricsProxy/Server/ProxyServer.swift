@@ -51,9 +51,10 @@ public final class ProxyServer: Sendable {
     public func start() async throws {
         let shared = ProxySharedState(
             upstream: self.configuration.upstream,
-            observer: CompositeLifecycleObserver([
-                MetricsRecorder(metrics: self.metrics), ServingRecorder(metrics: self.metrics),
-            ]),
+            observer: CompositeLifecycleObserver(
+                [MetricsRecorder(metrics: self.metrics), ServingRecorder(metrics: self.metrics)]
+                    + (self.configuration.clientHeader.map { [ClientAttributionRecorder(header: $0, metrics: self.metrics)] } ?? [])
+            ),
             logger: self.logger,
             requestHeadTimeout: TimeAmount(self.configuration.requestHeadTimeout),
             maxInspectedRequestBody: 32 * 1024 * 1024

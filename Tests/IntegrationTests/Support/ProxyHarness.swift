@@ -19,6 +19,7 @@ struct ProxyHarness: Sendable {
         maxModelLabels: Int = 100,
         requestHeadTimeout: Duration = .seconds(75),
         upstreamIdleTimeout: Duration = .seconds(60),
+        clientHeader: String? = nil,
         _ body: @Sendable (ProxyHarness) async throws -> T
     ) async throws -> T {
         let simulator = try await OllamaSimulator.start(host: "127.0.0.1", port: 0)
@@ -30,7 +31,8 @@ struct ProxyHarness: Sendable {
             maxModelLabels: maxModelLabels,
             requestHeadTimeout: requestHeadTimeout,
             upstreamIdleTimeout: upstreamIdleTimeout,
-            threads: 2
+            threads: 2,
+            clientHeader: clientHeader
         )
         var logger = Logger(label: "test-proxy")
         logger.logLevel = .critical
