@@ -119,6 +119,7 @@ import Testing
             #expect((metrics.value("ollama_time_to_first_token_seconds_count", generate) ?? 0) == 0, "no content, no first token")
             #expect(metrics.samples(named: "ollama_request_finish_reasons_total").allSatisfy { $0.labels["model"] != "e" })
             #expect(metrics.value("ollama_request_prompt_tokens_sum", ["model": "e", "endpoint": "/api/embed"]) == 7)
+            #expect(metrics.samples.allSatisfy { !$0.name.hasPrefix("ollama_time_") || $0.labels["endpoint"] != "/api/embed" }, "no empty latency series")
         }
     }
 

@@ -61,14 +61,6 @@ final class ServingMetrics: Sendable {
         }
     }
 
-    /// The histograms of one model and endpoint.
-    struct RequestSeries {
-        let timeToFirstToken: ValueHistogram
-        let timePerOutputToken: ValueHistogram
-        let promptTokens: ValueHistogram
-        let completionTokens: ValueHistogram
-    }
-
     /// The native speed series of one model.
     struct SpeedSeries {
         let promptSpeed: Gauge
@@ -83,7 +75,30 @@ final class ServingMetrics: Sendable {
         let completionTokens: Counter
     }
 
+    /// A per-request histogram family: its buckets.
+    enum RequestHistogram: Hashable {
+        case timeToFirstToken, timePerOutputToken, promptTokens, completionTokens
+
+        var family: Family {
+            switch self {
+            case .timeToFirstToken: .timeToFirstToken
+            case .timePerOutputToken: .timePerOutputToken
+            case .promptTokens: .promptTokens
+            case .completionTokens: .completionTokens
+            }
+        }
+
+        var buckets: [Double] {
+            switch self {
+            case .timeToFirstToken: ServingMetrics.timeToFirstTokenBuckets
+            case .timePerOutputToken: ServingMetrics.timePerOutputTokenBuckets
+            case .promptTokens, .completionTokens: ServingMetrics.tokenCountBuckets
+            }
+        }
+    }
+
     private struct RequestKey: Hashable {
+        let histogram: RequestHistogram
         let model: String
         let endpoint: InferenceEndpoint
     }
@@ -100,7 +115,7 @@ final class ServingMetrics: Sendable {
     }
 
     private struct Cache {
-        var requests: [RequestKey: RequestSeries] = [:]
+        var requests: [RequestKey: ValueHistogram] = [:]
         var speeds: [String: SpeedSeries] = [:]
         var finishReasons: [FinishKey: Counter] = [:]
         var clients: [ClientKey: ClientSeries] = [:]
@@ -117,15 +132,13 @@ final class ServingMetrics: Sendable {
         self.registry.makeValueHistogram(descriptor: family.descriptor, labels: labels, buckets: buckets)
     }
 
-    func requestSeries(model: String, endpoint: InferenceEndpoint) -> RequestSeries {
-        let key = RequestKey(model: model, endpoint: endpoint)
+    /// One of the per-request histograms of a model and endpoint, created when first observed (so that, for
+    /// instance, embeddings have no time-to-first-token series).
+    func histogram(_ histogram: RequestHistogram, model: String, endpoint: InferenceEndpoint) -> ValueHistogram {
+        let key = RequestKey(histogram: histogram, model: model, endpoint: endpoint)
         if let series = self.cache.withLockedValue({ $0.requests[key] }) { return series }
-        let labels = [("model", model), ("endpoint", endpoint.rawValue)]
-        let series = RequestSeries(
-            timeToFirstToken: self.histogram(.timeToFirstToken, labels, Self.timeToFirstTokenBuckets),
-            timePerOutputToken: self.histogram(.timePerOutputToken, labels, Self.timePerOutputTokenBuckets),
-            promptTokens: self.histogram(.promptTokens, labels, Self.tokenCountBuckets),
-            completionTokens: self.histogram(.completionTokens, labels, Self.tokenCountBuckets)
+        let series = self.histogram(
+            histogram.family, [("model", model), ("endpoint", endpoint.rawValue)], histogram.buckets
         )
         self.cache.withLockedValue { $0.requests[key] = series }
         return series
@@ -182,10 +195,8 @@ final class ServingMetrics: Sendable {
             cache.clients = cache.clients.filter { $0.key.model != model }
             return evicted
         }
-        for series in evicted.requests {
-            for histogram in [series.timeToFirstToken, series.timePerOutputToken, series.promptTokens, series.completionTokens] {
-                self.registry.unregisterValueHistogram(histogram)
-            }
+        for histogram in evicted.requests {
+            self.registry.unregisterValueHistogram(histogram)
         }
         if let speed = evicted.speed {
             self.registry.unregisterGauge(speed.promptSpeed)

@@ -1,4 +1,5 @@
 import NIOCore
+import Prometheus
 
 /// The lifecycle observer behind `ServingMetrics`' per-request families: time to first token, time per
 /// output token, tokens per request, native prompt and generation speeds, finish reasons.
@@ -48,16 +49,15 @@ final class ServingRecord: InferenceLifecycleListener {
         let now = NIODeadline.now()
         self.firstContent = now
         guard self.isStreaming else { return }
-        self.series.timeToFirstToken.record(Self.seconds(now - self.began))
+        self.histogram(.timeToFirstToken).record(Self.seconds(now - self.began))
     }
 
     func usageSeen(_ usage: Usage) {
         guard self.isSuccess else { return }
         let now = NIODeadline.now()
-        let series = self.series
-        if let prompt = usage.promptTokens { series.promptTokens.record(Double(prompt)) }
-        if let completion = usage.completionTokens { series.completionTokens.record(Double(completion)) }
-        if let perToken = self.timePerOutputToken(usage, now: now) { series.timePerOutputToken.record(perToken) }
+        if let prompt = usage.promptTokens { self.histogram(.promptTokens).record(Double(prompt)) }
+        if let completion = usage.completionTokens { self.histogram(.completionTokens).record(Double(completion)) }
+        if let perToken = self.timePerOutputToken(usage, now: now) { self.histogram(.timePerOutputToken).record(perToken) }
         if let reason = usage.finishReason {
             self.metrics.finishReasons(model: self.model, endpoint: self.endpoint, reason: reason).increment()
         }
@@ -66,8 +66,8 @@ final class ServingRecord: InferenceLifecycleListener {
 
     func ended(_ ending: InferenceEnding) {}
 
-    private var series: ServingMetrics.RequestSeries {
-        self.metrics.requestSeries(model: self.model, endpoint: self.endpoint)
+    private func histogram(_ histogram: ServingMetrics.RequestHistogram) -> ValueHistogram {
+        self.metrics.histogram(histogram, model: self.model, endpoint: self.endpoint)
     }
 
     /// Native: `eval_duration / eval_count`. Compatibility streams: the time from the first content chunk to

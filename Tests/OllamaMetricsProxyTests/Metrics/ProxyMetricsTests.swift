@@ -155,7 +155,7 @@ import Testing
         let observer = CompositeLifecycleObserver([MetricsRecorder(metrics: metrics), ServingRecorder(metrics: metrics)])
         let listener = observer.requestBegan(InferenceRequestStart(endpoint: .chat, model: "typo", isStreaming: true))
         // Series a racing request could have created for the provisional name before Ollama's 404.
-        metrics.serving.requestSeries(model: "typo", endpoint: .chat).timeToFirstToken.record(0.1)
+        metrics.serving.histogram(.timeToFirstToken, model: "typo", endpoint: .chat).record(0.1)
         metrics.serving.finishReasons(model: "typo", endpoint: .chat, reason: .stop).increment()
         metrics.serving.speedSeries(model: "typo").promptSpeed.set(to: 1)
         metrics.serving.clientSeries(client: "c", model: "typo").requests.increment()
