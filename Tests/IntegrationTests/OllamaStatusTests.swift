@@ -58,7 +58,7 @@ import Testing
     }
 
     @Test func unreachableOllamaGivesUpZeroAtOnce() async throws {
-        try await ProxyHarness.with(upstreamURL: "http://127.0.0.1:\(unreachablePort)") { harness in
+        try await ProxyHarness.with(upstreamURL: "http://127.0.0.1:\(unreachablePort)", ollamaStatusTimeout: .seconds(1)) { harness in
             let start = ContinuousClock.now
             let metrics = try await harness.scrape()
             #expect(metrics.value("ollama_up") == 0)
@@ -75,7 +75,7 @@ import Testing
             .childChannelInitializer { $0.eventLoop.makeSucceededVoidFuture() }
             .bind(host: "127.0.0.1", port: 0).get()
         let port = hung.localAddress!.port!
-        try await ProxyHarness.with(upstreamURL: "http://127.0.0.1:\(port)") { harness in
+        try await ProxyHarness.with(upstreamURL: "http://127.0.0.1:\(port)", ollamaStatusTimeout: .seconds(1)) { harness in
             let start = ContinuousClock.now
             let metrics = try await harness.scrape()
             let elapsed = ContinuousClock.now - start

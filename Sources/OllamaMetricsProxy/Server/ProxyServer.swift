@@ -22,19 +22,24 @@ public final class ProxyServer: Sendable {
     private let pools: UpstreamConnectionPools
     private let connections: ClientConnectionTracker
     private let channels: NIOLockedValueBox<(proxy: Channel, metrics: Channel)?>
+    private let ollamaStatusTimeout: Duration
 
     /// The address the proxy accepts clients on (with the real port when configured with port 0).
     public var proxyAddress: SocketAddress? { self.channels.withLockedValue { $0?.proxy.localAddress } }
     /// The address `/metrics` is served on.
     public var metricsAddress: SocketAddress? { self.channels.withLockedValue { $0?.metrics.localAddress } }
 
+    /// - Parameter ollamaStatusTimeout: How long a scrape waits for Ollama's `/api/ps` and `/api/version`
+    ///   before reporting `ollama_up 0`; their answer is cached for a second.
     public init(
         configuration: ProxyConfiguration,
         metrics: ProxyMetrics? = nil,
         logger: Logger = Logger(label: "ollama-metrics-proxy"),
-        group: MultiThreadedEventLoopGroup? = nil
+        group: MultiThreadedEventLoopGroup? = nil,
+        ollamaStatusTimeout: Duration = .seconds(1)
     ) {
         self.configuration = configuration
+        self.ollamaStatusTimeout = ollamaStatusTimeout
         self.metrics = metrics ?? ProxyMetrics(maxModelLabels: configuration.maxModelLabels, logger: logger)
         self.logger = logger
         self.ownsGroup = group == nil
@@ -87,7 +92,9 @@ public final class ProxyServer: Sendable {
         let proxyChannel = try await Self.bind(proxyBootstrap, to: self.configuration.listen, role: "--listen")
 
         let metrics = self.metrics
-        let ollama = OllamaStatusProbe(upstream: self.configuration.upstream, group: self.group)
+        let ollama = OllamaStatusProbe(
+            upstream: self.configuration.upstream, group: self.group, timeout: TimeAmount(self.ollamaStatusTimeout)
+        )
         let metricsBootstrap = ServerBootstrap(group: self.group)
             .serverChannelOption(.backlog, value: 64)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)

@@ -20,6 +20,8 @@ struct ProxyHarness: Sendable {
         requestHeadTimeout: Duration = .seconds(75),
         upstreamIdleTimeout: Duration = .seconds(60),
         clientHeader: String? = nil,
+        // Longer than the proxy's one second, so that tests expecting `ollama_up 1` hold on a loaded machine.
+        ollamaStatusTimeout: Duration = .seconds(5),
         _ body: @Sendable (ProxyHarness) async throws -> T
     ) async throws -> T {
         let simulator = try await OllamaSimulator.start(host: "127.0.0.1", port: 0)
@@ -36,7 +38,7 @@ struct ProxyHarness: Sendable {
         )
         var logger = Logger(label: "test-proxy")
         logger.logLevel = .critical
-        let proxy = ProxyServer(configuration: configuration, logger: logger)
+        let proxy = ProxyServer(configuration: configuration, logger: logger, ollamaStatusTimeout: ollamaStatusTimeout)
         do {
             try await proxy.start()
         } catch {
