@@ -1,7 +1,8 @@
 import NIOHTTP1
 
-/// The life of one inference request as the proxy sees it, told to observers (the metrics recorder today;
-/// an access log or latency histograms tomorrow) so that forwarding never knows what is done with it.
+/// The life of one inference request as the proxy sees it, told to observers (the metrics recorder, the
+/// serving-insight recorder, client attribution; several behind a `CompositeLifecycleObserver`) so that
+/// forwarding never knows what is done with it.
 ///
 /// For every inference request (a `POST` to an `InferenceEndpoint`), in this order:
 /// 1. `InferenceLifecycleObserver.requestBegan`: the body was read (model, endpoint, streaming or not). Also
