@@ -36,6 +36,8 @@ public struct ProxyConfiguration: Sendable {
     public var maxInspectedRequestBody: Int
     /// Event loop threads serving the proxy (`--threads`, default one per core; 1 to 1024).
     public var threads: Int
+    /// A request header whose value labels per-client counters (`--client-header`); nil (the default): none.
+    public var clientHeader: String?
 
     public init(
         listen: ListenAddress = .init(host: nil, port: 11435),
@@ -47,7 +49,8 @@ public struct ProxyConfiguration: Sendable {
         upstreamConnectTimeout: Duration = .seconds(10),
         maxIdleUpstreamConnectionsPerThread: Int = 128,
         maxInspectedRequestBody: Int = 32 * 1024 * 1024,
-        threads: Int = System.coreCount
+        threads: Int = System.coreCount,
+        clientHeader: String? = nil
     ) {
         self.listen = listen
         self.metricsListen = metricsListen
@@ -59,6 +62,7 @@ public struct ProxyConfiguration: Sendable {
         self.maxIdleUpstreamConnectionsPerThread = maxIdleUpstreamConnectionsPerThread
         self.maxInspectedRequestBody = maxInspectedRequestBody
         self.threads = threads
+        self.clientHeader = clientHeader
     }
 
     /// Throws the first value outside its accepted range, naming the flag (or, for values without one, the
@@ -83,6 +87,9 @@ public struct ProxyConfiguration: Sendable {
                 "invalid maxInspectedRequestBody \(self.maxInspectedRequestBody): expected 1024 to 1073741824 bytes (1 KiB to 1 GiB)"
             )
         }
+        if let clientHeader = self.clientHeader {
+            _ = try Self.clientHeaderName(clientHeader)
+        }
     }
 
     private static func check(
@@ -91,6 +98,21 @@ public struct ProxyConfiguration: Sendable {
         guard range.contains(value) else {
             throw ConfigurationError("invalid \(name) \(value): expected \(rangeText)")
         }
+    }
+}
+
+extension ProxyConfiguration {
+    /// Validates a `--client-header` value: an HTTP header name (letters, digits and `!#$%&'*+-.^_`|~`).
+    public static func clientHeaderName(_ name: String) throws(ConfigurationError) -> String {
+        let allowed = Set("!#$%&'*+-.^_`|~".utf8)
+        let isToken = name.utf8.allSatisfy { byte in
+            (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte | 0x20) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
+                || allowed.contains(byte)
+        }
+        guard !name.isEmpty, isToken else {
+            throw ConfigurationError("invalid --client-header '\(name)': expected a header name such as X-OpenWebUI-User-Email")
+        }
+        return name
     }
 }
 

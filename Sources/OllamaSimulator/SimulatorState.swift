@@ -204,6 +204,12 @@ final class SimulatorState: Sendable {
         }
     }
 
+    /// `keep_alive: 0`: the model leaves memory (and `/api/ps`).
+    func noteModelUnloaded(_ name: String) {
+        let full = SimulatedModel.fullName(name)
+        mutate { state in state.loadedModels.removeAll { $0 == full } }
+    }
+
     var loadedModels: [String] { guarded.withLock { $0.loadedModels } }
 
     // MARK: Waiting

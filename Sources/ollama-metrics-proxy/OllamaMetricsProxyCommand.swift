@@ -43,6 +43,10 @@ struct OllamaMetricsProxyCommand: AsyncParsableCommand {
             help: "Event loop threads; the default is one per core.")
     var threads: Int = System.coreCount
 
+    @Option(name: [.customLong("client-header"), .customLong("client-header", withSingleDash: true)],
+            help: "Request header whose value labels per-client counters (credential headers are hashed); off by default.")
+    var clientHeader: String?
+
     @Option(name: [.customLong("log-level"), .customLong("log-level", withSingleDash: true)],
             help: "Log level: trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
@@ -56,7 +60,8 @@ struct OllamaMetricsProxyCommand: AsyncParsableCommand {
                 metricsListen: try ListenAddress(parsing: self.metricsListen),
                 upstream: try UpstreamURL(parsing: self.ollamaURL),
                 maxModelLabels: self.maxModels,
-                threads: self.threads
+                threads: self.threads,
+                clientHeader: try self.clientHeader.map(ProxyConfiguration.clientHeaderName)
             )
             // The log level configures logging, not the proxy: it is the command's to parse.
             guard let parsedLevel = Logger.Level(rawValue: self.logLevel.lowercased()) else {

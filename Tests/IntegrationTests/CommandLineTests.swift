@@ -87,6 +87,7 @@ import Testing
         (["--log-level", "loud"], "invalid --log-level 'loud'"),
         (["--max-models", "0"], "invalid --max-models 0: expected 1 or more"),
         (["-threads=2000"], "invalid --threads 2000: expected 1 to 1024"),
+        (["--client-header", "X User"], "invalid --client-header 'X User'"),
     ])
     func badFlagsGiveOneClearLineAndExitOne(arguments: [String], message: String) async throws {
         let proxy = try RunningProxy(arguments)

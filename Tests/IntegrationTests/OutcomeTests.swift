@@ -105,7 +105,8 @@ import Testing
                 }
             }
             let metrics = try await harness.scrape()
-            let models = Set(metrics.samples.compactMap { $0.labels["model"] })
+            // The models Ollama reports loaded (`/api/ps`) are Ollama's names, not the clients'.
+            let models = Set(metrics.requestSamples.compactMap { $0.labels["model"] })
             #expect(models.count == 20 + 2, "20 names plus __overflow__ and __rejected__: \(models.sorted())")
             #expect(!models.contains { $0.hasPrefix("missing-") }, "rejected names leave no series")
             #expect(models.contains("__overflow__"))

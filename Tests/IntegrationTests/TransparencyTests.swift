@@ -30,7 +30,7 @@ import Testing
             #expect(viaProxy.head.status == direct.head.status)
             #expect(Self.comparableHeaders(viaProxy) == Self.comparableHeaders(direct))
             #expect(viaProxy.body == direct.body)
-            #expect(try await harness.scrape().samples.isEmpty, "pass-through requests are not measured")
+            #expect(try await harness.scrape().requestSamples.isEmpty, "pass-through requests are not measured")
         }
     }
 

@@ -173,3 +173,31 @@ def test_a_client_that_hangs_up_mid_stream_is_counted_once_and_released(stack):
         "ollama_request_failures_total", model="m", endpoint="/v1/chat/completions", reason="client_disconnected") == 1)
     assert metrics.value("ollama_active_requests", model="m", endpoint="/v1/chat/completions") == 0
     assert metrics.value("ollama_requests_total", model="m", endpoint="/v1/chat/completions") == 0
+
+
+# --- serving insight, parsed by prometheus_client -------------------------------------------------
+
+def test_serving_insight_families_through_the_sdks(stack):
+    ollama.Client(host=stack.proxy_url, headers=TOKENS).generate(model="llama3.2", prompt="hi", stream=False)
+    list(openai_client(stack).chat.completions.create(
+        model="qwen3:8b", messages=[{"role": "user", "content": "hi"}], stream=True,
+    ))
+    with anthropic.Anthropic(base_url=stack.proxy_url, api_key="unused", default_headers=TOKENS).messages.stream(
+        model="qwen3:8b", max_tokens=64, messages=[{"role": "user", "content": "hi"}],
+    ) as stream:
+        stream.get_final_message()
+
+    metrics = stack.metrics()
+    assert metrics.value("ollama_up") == 1
+    assert metrics.value("ollama_version_info", version="0.33.0") == 1
+    assert metrics.value("ollama_loaded_model_context_length", model="llama3.2:latest") == 4096
+    for endpoint in ("/v1/chat/completions", "/v1/messages"):
+        assert metrics.value("ollama_time_to_first_token_seconds_count", model="qwen3:8b", endpoint=endpoint) == 1
+        assert metrics.value("ollama_request_completion_tokens_sum", model="qwen3:8b", endpoint=endpoint) == 4
+        assert metrics.value("ollama_request_finish_reasons_total", model="qwen3:8b", endpoint=endpoint, finish_reason="stop") == 1
+    native = {"model": "llama3.2", "endpoint": "/api/generate"}
+    assert metrics.value("ollama_time_to_first_token_seconds_count", **native) is None  # not streamed
+    assert abs(metrics.value("ollama_time_per_output_token_seconds_sum", **native) - 0.02) < 1e-9
+    assert abs(metrics.value("ollama_prompt_tokens_per_second", model="llama3.2") - 140) < 1e-9
+    assert metrics.value("ollama_request_prompt_tokens_bucket", le="8.0", **native) == 1
+    assert metrics.value("process_open_fds") > 0

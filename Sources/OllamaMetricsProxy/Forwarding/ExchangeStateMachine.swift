@@ -622,7 +622,9 @@ struct ExchangeStateMachine {
         let (request, rewritten) = RequestInspector.inspect(endpoint: endpoint, body: body)
         let sent = rewritten ?? body
         self.inference = InferenceProgress(
-            start: InferenceRequestStart(endpoint: endpoint, model: request.model, isStreaming: request.isStreaming),
+            start: InferenceRequestStart(
+                endpoint: endpoint, model: request.model, isStreaming: request.isStreaming, clientHeaders: self.clientHead.headers
+            ),
             request: request, requestBodyBytes: sent.readableBytes
         )
         return (sent, .began)
@@ -639,7 +641,10 @@ struct ExchangeStateMachine {
     private mutating func beginInferenceUnread(endpoint: InferenceEndpoint) -> InferenceLifecycleEvents {
         let request = InferenceRequest(model: nil, isStreaming: endpoint.streamsByDefault, withholdUsageChunks: false)
         self.inference = InferenceProgress(
-            start: InferenceRequestStart(endpoint: endpoint, model: nil, isStreaming: request.isStreaming), request: request
+            start: InferenceRequestStart(
+                endpoint: endpoint, model: nil, isStreaming: request.isStreaming, clientHeaders: self.clientHead.headers
+            ),
+            request: request
         )
         return .began
     }
@@ -687,7 +692,8 @@ struct ExchangeStateMachine {
             inference!.sawContent = true
             events.insert(.firstContent)
         }
-        if let usage = inspector.takeCompletedUsage(), inference!.outcome == nil {
+        if var usage = inspector.takeCompletedUsage(), inference!.outcome == nil {
+            usage.finishReason = inspector.finishReason
             inference!.usage = usage
             inference!.outcome = .completed
             events.insert(.usage)

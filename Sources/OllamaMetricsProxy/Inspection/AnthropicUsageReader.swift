@@ -10,6 +10,8 @@ struct AnthropicUsageReader {
     private var counts = AnthropicCounts()
     /// A `content_block_delta` arrived.
     private(set) var hasSeenContent = false
+    /// `message_delta.delta.stop_reason` of the event that completed the request.
+    private(set) var finishReason: FinishReason?
 
     mutating func event(type: UnsafeRawBufferPointer, data: UnsafeRawBufferPointer, outcome: inout UsageOutcome) {
         let name = SSEEventType.name(type, data: data)
@@ -18,9 +20,10 @@ struct AnthropicUsageReader {
         } else if name.hasBytes("message_start") {
             readMessageStart(data)
         } else if name.hasBytes("message_delta") {
-            guard let deltaCounts = Self.readTopLevelUsage(data) else { return }
+            guard let (deltaCounts, stopReason) = Self.readMessageDelta(data) else { return }
             counts.mergeLastNonZero(deltaCounts)
             let tokens = counts.tokenCounts
+            if !outcome.hasCompleted, outcome.errorMessage == nil { finishReason = stopReason }
             outcome.complete(with: Usage(model: model, promptTokens: tokens.prompt, completionTokens: tokens.completion))
         } else if name.hasBytes("error") {
             outcome.fail(message: Self.readErrorMessage(data) ?? "error")
@@ -52,19 +55,31 @@ struct AnthropicUsageReader {
         if let startCounts { counts.mergeLastNonZero(startCounts) }
     }
 
-    /// The top-level `usage` object of a `message_delta`; nil if absent, not an object, or malformed.
-    private static func readTopLevelUsage(_ data: UnsafeRawBufferPointer) -> AnthropicCounts? {
+    /// The top-level `usage` object of a `message_delta` and its `delta.stop_reason`; nil if the usage is
+    /// absent, not an object, or the data is malformed.
+    private static func readMessageDelta(_ data: UnsafeRawBufferPointer) -> (AnthropicCounts, FinishReason?)? {
         var scanner = JSONScanner(data)
         guard scanner.enterObject() else { return nil }
         var usage: AnthropicCounts?
+        var stopReason: FinishReason?
         let isWellFormed = scanner.forEachMember { scanner, key in
             if key.hasBytes("usage") {
                 usage = AnthropicCounts.read(&scanner)
+            } else if key.hasBytes("delta"), scanner.peekKind() == .object {
+                _ = scanner.enterObject()
+                _ = scanner.forEachMember { scanner, key in
+                    if key.hasBytes("stop_reason") {
+                        stopReason = FinishReason.read(&scanner)
+                    } else {
+                        scanner.skipValue()
+                    }
+                }
             } else {
                 scanner.skipValue()
             }
         }
-        return isWellFormed && scanner.isCleanlyFinished() ? usage : nil
+        guard isWellFormed, scanner.isCleanlyFinished(), let usage else { return nil }
+        return (usage, stopReason)
     }
 
     private static func readErrorMessage(_ data: UnsafeRawBufferPointer) -> String? {

@@ -58,22 +58,68 @@ enum ByteScan {
         return index
     }
 
+    /// What the pre-filter of OpenAI chunks found.
+    struct ChunkKeys: OptionSet {
+        let rawValue: UInt8
+        /// `"usage"` or `"error"`.
+        static let usageOrError = ChunkKeys(rawValue: 1 << 0)
+        /// `"finish_reason"` followed by a string (not the `null` of every chunk before the last).
+        static let finishReason = ChunkKeys(rawValue: 1 << 1)
+    }
+
     /// Whether the bytes contain `"usage"` or `"error"`: the pre-filter that lets ordinary OpenAI chunks
     /// through without parsing. (Inside JSON strings quotes are escaped, so outside of a string value
     /// that is exactly "usage" or "error" these can only be keys.)
     static func containsUsageOrErrorKey(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        chunkKeys(bytes).contains(.usageOrError)
+    }
+
+    /// The pre-filter of OpenAI chunks, in one pass: `"usage"` or `"error"`, and a string-valued
+    /// `"finish_reason"` (the one chunk per choice that says why generation stopped).
+    static func chunkKeys(_ bytes: UnsafeRawBufferPointer) -> ChunkKeys {
         let last = bytes.count - 7
+        var found: ChunkKeys = []
         var index = 0
         while index <= last {
             index = firstIndex(of: UInt8(ascii: "\""), in: bytes, from: index)
-            guard index <= last else { return false }
+            guard index <= last else { return found }
             switch bytes[index + 1] {
             case UInt8(ascii: "u"):
-                if UnsafeRawBufferPointer(rebasing: bytes[(index + 2)..<(index + 7)]).hasBytes("sage\"") { return true }
+                if UnsafeRawBufferPointer(rebasing: bytes[(index + 2)..<(index + 7)]).hasBytes("sage\"") {
+                    found.insert(.usageOrError)
+                }
             case UInt8(ascii: "e"):
-                if UnsafeRawBufferPointer(rebasing: bytes[(index + 2)..<(index + 7)]).hasBytes("rror\"") { return true }
+                if UnsafeRawBufferPointer(rebasing: bytes[(index + 2)..<(index + 7)]).hasBytes("rror\"") {
+                    found.insert(.usageOrError)
+                }
+            case UInt8(ascii: "f"):
+                if index + 15 <= bytes.count,
+                    UnsafeRawBufferPointer(rebasing: bytes[(index + 2)..<(index + 15)]).hasBytes("inish_reason\""),
+                    Self.stringValueFollows(bytes, from: index + 15)
+                {
+                    found.insert(.finishReason)
+                }
             default:
                 break
+            }
+            if found == [.usageOrError, .finishReason] { return found }
+            index += 1
+        }
+        return found
+    }
+
+    /// After a key's closing quote: a colon, then a string value.
+    private static func stringValueFollows(_ bytes: UnsafeRawBufferPointer, from start: Int) -> Bool {
+        var index = start
+        var sawColon = false
+        while index < bytes.count {
+            switch bytes[index] {
+            case UInt8(ascii: " "), UInt8(ascii: "\t"), UInt8(ascii: "\n"), UInt8(ascii: "\r"):
+                break
+            case UInt8(ascii: ":") where !sawColon:
+                sawColon = true
+            default:
+                return sawColon && bytes[index] == UInt8(ascii: "\"")
             }
             index += 1
         }

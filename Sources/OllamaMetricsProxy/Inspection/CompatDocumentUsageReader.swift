@@ -4,6 +4,8 @@
 struct CompatDocumentUsageReader {
     private enum Member: UInt8 {
         case model, usage, error, type
+        /// Anthropic `stop_reason`, Responses `status`.
+        case finishReason
         /// The generated content, whose first bytes are enough: OpenAI `choices`, Anthropic `content`,
         /// Responses `output`.
         case content
@@ -24,6 +26,11 @@ struct CompatDocumentUsageReader {
     private var errorMessage: String?
     private var isErrorType = false
     private var documentHasContent = false
+    private var documentFinishReason: FinishReason?
+    /// The finish reason of a well-formed document without error: Anthropic `stop_reason`, Responses
+    /// `status`, OpenAI `choices[].finish_reason` (read from the first bytes of `choices` only, so not known
+    /// when the generated text before it is longer than those).
+    private(set) var finishReason: FinishReason?
     /// A well-formed document without error carried generated content.
     private(set) var hasSeenContent = false
 
@@ -41,6 +48,7 @@ struct CompatDocumentUsageReader {
         errorMessage = nil
         isErrorType = false
         documentHasContent = false
+        documentFinishReason = nil
     }
 
     func memberID(forKey key: UnsafeRawBufferPointer) -> UInt8? {
@@ -49,6 +57,7 @@ struct CompatDocumentUsageReader {
             : key.hasBytes("usage") ? .usage
             : key.hasBytes("error") ? .error
             : key.hasBytes("type") ? .type
+            : isFinishReasonKey(key) ? .finishReason
             : isContentKey(key) ? .content
             : nil
         return member?.rawValue
@@ -60,6 +69,14 @@ struct CompatDocumentUsageReader {
         case .openAI: return key.hasBytes("choices")
         case .responses: return key.hasBytes("output")
         case .anthropic: return key.hasBytes("content")
+        }
+    }
+
+    private func isFinishReasonKey(_ key: UnsafeRawBufferPointer) -> Bool {
+        switch flavor {
+        case .openAI: return false
+        case .responses: return key.hasBytes("status")
+        case .anthropic: return key.hasBytes("stop_reason")
         }
     }
 
@@ -83,11 +100,17 @@ struct CompatDocumentUsageReader {
             errorMessage = ErrorMessage.read(&scanner)
         case .type:
             isErrorType = scanner.readRawString().map { scanner.string($0) == "error" } ?? false
+        case .finishReason:
+            documentFinishReason = FinishReason.read(&scanner)
         case .content:
             // Only the value's first bytes: it may be cut short.
-            documentHasContent = flavor == .openAI
-                ? ContentProbe.openAIChoicesHaveContent(&scanner)
-                : ContentProbe.nextValueIsNonEmpty(&scanner)
+            if flavor == .openAI {
+                var probe = scanner
+                documentHasContent = ContentProbe.openAIChoicesHaveContent(&probe)
+                documentFinishReason = FinishReason.readFromChoices(&scanner)
+            } else {
+                documentHasContent = ContentProbe.nextValueIsNonEmpty(&scanner)
+            }
             return true
         }
         return scanner.isCleanlyFinished()
@@ -99,6 +122,7 @@ struct CompatDocumentUsageReader {
             return
         }
         if documentHasContent { hasSeenContent = true }
+        if !outcome.hasCompleted { finishReason = documentFinishReason }
         outcome.complete(with: Usage(model: model, promptTokens: counts?.prompt, completionTokens: counts?.completion))
     }
 }

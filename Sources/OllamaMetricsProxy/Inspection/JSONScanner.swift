@@ -270,6 +270,24 @@ struct JSONScanner {
         return RawString(contents: scanned.contents, hasEscapes: scanned.hasEscapes)
     }
 
+    /// The string member `name` of the object at the scanner (nil if absent or not a string), consuming the
+    /// object; any other value is consumed and gives nil.
+    mutating func readStringMember(_ name: StaticString) -> String? {
+        guard enterObject() else {
+            skipValue()
+            return nil
+        }
+        var value: String?
+        _ = forEachMember { scanner, key in
+            if key.hasBytes(name) {
+                value = scanner.readString()
+            } else {
+                scanner.skipValue()
+            }
+        }
+        return value
+    }
+
     /// Reads `true` or `false`; any other kind of value (including `null`) is consumed and gives nil.
     mutating func readBool() -> Bool? {
         switch peekKind() {

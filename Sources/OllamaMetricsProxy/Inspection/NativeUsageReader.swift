@@ -11,6 +11,7 @@
 struct NativeUsageReader {
     private enum Member: UInt8 {
         case model, done, error, totalDuration, loadDuration, promptEvalCount, promptEvalDuration, evalCount, evalDuration
+        case doneReason
         /// Generated content, read only until the first is seen: generate's `response`, chat's `message`,
         /// and `thinking`.
         case response, message, thinking
@@ -23,6 +24,9 @@ struct NativeUsageReader {
     private var isDone = false
     private var errorMessage: String?
     private var usage = Usage()
+    private var doneReason: FinishReason?
+    /// The `done_reason` of the final object, once it was read.
+    private(set) var finishReason: FinishReason?
     /// An object carried a non-empty `response`, `thinking` or chat `message` content, thinking or tool call.
     private(set) var hasSeenContent = false
 
@@ -37,6 +41,7 @@ struct NativeUsageReader {
         isDone = false
         errorMessage = nil
         usage = Usage()
+        doneReason = nil
     }
 
     func memberID(forKey key: UnsafeRawBufferPointer) -> UInt8? {
@@ -50,6 +55,7 @@ struct NativeUsageReader {
             guard !hasSeenContent else { return nil }
             member = key.hasBytes("response") ? .response : key.hasBytes("thinking") ? .thinking : nil
         case 10: member = key.hasBytes("eval_count") ? .evalCount : nil
+        case 11: member = key.hasBytes("done_reason") ? .doneReason : nil
         case 13: member = key.hasBytes("eval_duration") ? .evalDuration : key.hasBytes("load_duration") ? .loadDuration : nil
         case 14: member = key.hasBytes("total_duration") ? .totalDuration : nil
         case 17: member = key.hasBytes("prompt_eval_count") ? .promptEvalCount : nil
@@ -96,6 +102,8 @@ struct NativeUsageReader {
             usage.promptTokens = scanner.readCount().flatMap(Int.init(exactly:))
         case .evalCount:
             usage.completionTokens = scanner.readCount().flatMap(Int.init(exactly:))
+        case .doneReason:
+            doneReason = FinishReason.read(&scanner)
         }
         // A value that is not exactly one well-formed JSON value makes the whole object unreadable.
         return scanner.isCleanlyFinished()
@@ -107,6 +115,7 @@ struct NativeUsageReader {
             return
         }
         guard isDone || completesWithoutDone else { return }
+        if !outcome.hasCompleted, outcome.errorMessage == nil { finishReason = doneReason }
         var final = usage
         final.model = modelValue.isEmpty ? nil : modelValue.withUnsafeBytes { bytes in
             var scanner = JSONScanner(bytes)
@@ -138,18 +147,6 @@ enum ErrorMessage {
 
     /// The `message` string member of the object at the scanner, consuming the object.
     static func readMessage(inObject scanner: inout JSONScanner) -> String? {
-        guard scanner.enterObject() else {
-            scanner.skipValue()
-            return nil
-        }
-        var message: String?
-        _ = scanner.forEachMember { scanner, key in
-            if key.hasBytes("message") {
-                message = scanner.readString()
-            } else {
-                scanner.skipValue()
-            }
-        }
-        return message
+        scanner.readStringMember("message")
     }
 }

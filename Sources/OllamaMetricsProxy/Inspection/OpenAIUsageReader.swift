@@ -8,14 +8,21 @@
 struct OpenAIUsageReader {
     /// A chunk carried a non-empty `text`, or a delta with `content`, `reasoning` or `tool_calls`.
     private(set) var hasSeenContent = false
+    /// The last `finish_reason` string a chunk's choices carried (Ollama sends it on the chunk after the
+    /// last content, before the usage-only chunk).
+    private(set) var finishReason: FinishReason?
 
-    /// Per-event work for chunks without usage or error is one pass looking for those keys (plus, until
-    /// the first content arrived, one looking for content).
+    /// Per-event work for chunks without usage, error or finish reason is one pass looking for those keys
+    /// (plus, until the first content arrived, one looking for content).
     mutating func event(data: UnsafeRawBufferPointer, outcome: inout UsageOutcome) -> SSEEventKind {
         if !hasSeenContent, ContentProbe.openAIChunkHasContent(data) {
             hasSeenContent = true
         }
-        guard ByteScan.containsUsageOrErrorKey(data) else { return .ordinary }
+        let keys = ByteScan.chunkKeys(data)
+        if keys.contains(.finishReason), !outcome.hasCompleted, let reason = Self.readFinishReason(data) {
+            finishReason = reason
+        }
+        guard keys.contains(.usageOrError) else { return .ordinary }
         var scanner = JSONScanner(data)
         guard scanner.enterObject() else { return .ordinary }
         var model: JSONScanner.RawString?
@@ -89,6 +96,21 @@ struct OpenAIUsageReader {
 }
 
 extension OpenAIUsageReader {
+    /// The first `finish_reason` string in a chunk's `choices`.
+    static func readFinishReason(_ data: UnsafeRawBufferPointer) -> FinishReason? {
+        var scanner = JSONScanner(data)
+        guard scanner.enterObject() else { return nil }
+        var reason: FinishReason?
+        _ = scanner.forEachMember { scanner, key in
+            if reason == nil, key.hasBytes("choices") {
+                reason = FinishReason.readFromChoices(&scanner)
+            } else {
+                scanner.skipValue()
+            }
+        }
+        return scanner.failed ? nil : reason
+    }
+
     /// Whether `value` is a usage object whose counts are all `0` (nested objects included), as Ollama's
     /// `&openai.Usage{}` encodes: `{"prompt_tokens":0,"completion_tokens":0,"total_tokens":0}`.
     static func isZeroUsage(_ value: UnsafeRawBufferPointer) -> Bool {

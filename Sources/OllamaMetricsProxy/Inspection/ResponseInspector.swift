@@ -39,6 +39,11 @@ public struct ResponseInspector: Sendable {
     /// before the metrics). Once true, nothing more is looked at for it.
     public private(set) var hasSeenContent = false
 
+    /// Why generation stopped, as the response that completed the request said it: native `done_reason`,
+    /// OpenAI `finish_reason`, Anthropic `stop_reason`, Responses `status`. Nil when the response carried
+    /// none (embeddings, a long non-streaming OpenAI document) or has not completed.
+    public var finishReason: FinishReason? { reader.finishReason }
+
     /// - Parameter contentType: The response's Content-Type header (`application/x-ndjson`,
     ///   `text/event-stream`, `application/json; charset=utf-8`, …): it decides between a stream parser and
     ///   a single JSON document. When it is missing or unrecognised, the request's `isStreaming` decides.
@@ -162,6 +167,15 @@ struct DialectReader: ObjectMemberConsumer, SSEEventConsumer, Sendable {
         case .openAI: openAI.hasSeenContent || document.hasSeenContent
         case .responses: responses.hasSeenContent || document.hasSeenContent
         case .anthropic: anthropic.hasSeenContent || document.hasSeenContent
+        }
+    }
+
+    var finishReason: FinishReason? {
+        switch kind {
+        case .native: native.finishReason ?? document.finishReason
+        case .openAI: openAI.finishReason ?? document.finishReason
+        case .responses: responses.finishReason ?? document.finishReason
+        case .anthropic: anthropic.finishReason ?? document.finishReason
         }
     }
 

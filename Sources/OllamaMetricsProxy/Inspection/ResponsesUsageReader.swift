@@ -5,6 +5,9 @@
 struct ResponsesUsageReader {
     /// A `response.…delta` event (output text, reasoning, function call arguments) arrived.
     private(set) var hasSeenContent = false
+    /// The `status` of the response that completed the request (`completed`, or `incomplete` when a token
+    /// limit cut it).
+    private(set) var finishReason: FinishReason?
 
     mutating func event(type: UnsafeRawBufferPointer, data: UnsafeRawBufferPointer, outcome: inout UsageOutcome) {
         let name = SSEEventType.name(type, data: data)
@@ -17,6 +20,7 @@ struct ResponsesUsageReader {
             if let errorMessage = response.errorMessage {
                 outcome.fail(message: errorMessage)
             } else {
+                if !outcome.hasCompleted, outcome.errorMessage == nil { finishReason = response.status }
                 outcome.complete(with: Usage(
                     model: response.model,
                     promptTokens: response.counts?.prompt,
@@ -46,6 +50,7 @@ struct ResponsesUsageReader {
         var model: String?
         var counts: TokenCounts?
         var errorMessage: String?
+        var status: FinishReason?
     }
 
     /// The `response` member of an event's data; nil if the data is malformed.
@@ -65,6 +70,8 @@ struct ResponsesUsageReader {
                     response.counts = TokenCounts.read(&scanner, prompt: "input_tokens", completion: "output_tokens")
                 } else if key.hasBytes("error") {
                     response.errorMessage = ErrorMessage.read(&scanner)
+                } else if key.hasBytes("status") {
+                    response.status = FinishReason.read(&scanner)
                 } else {
                     scanner.skipValue()
                 }

@@ -12,6 +12,8 @@ public struct Usage: Sendable, Equatable {
     public var loadDurationNanos: Int64?
     public var promptEvalDurationNanos: Int64?
     public var evalDurationNanos: Int64?
+    /// Why generation stopped; filled in from `ResponseInspector.finishReason` when the usage is taken.
+    public var finishReason: FinishReason?
 
     public init(
         model: String? = nil,
@@ -20,7 +22,8 @@ public struct Usage: Sendable, Equatable {
         totalDurationNanos: Int64? = nil,
         loadDurationNanos: Int64? = nil,
         promptEvalDurationNanos: Int64? = nil,
-        evalDurationNanos: Int64? = nil
+        evalDurationNanos: Int64? = nil,
+        finishReason: FinishReason? = nil
     ) {
         self.model = model
         self.promptTokens = promptTokens
@@ -29,5 +32,6 @@ public struct Usage: Sendable, Equatable {
         self.loadDurationNanos = loadDurationNanos
         self.promptEvalDurationNanos = promptEvalDurationNanos
         self.evalDurationNanos = evalDurationNanos
+        self.finishReason = finishReason
     }
 }

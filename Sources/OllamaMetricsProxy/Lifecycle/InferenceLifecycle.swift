@@ -1,5 +1,8 @@
-/// The life of one inference request as the proxy sees it, told to observers (the metrics recorder today;
-/// an access log or latency histograms tomorrow) so that forwarding never knows what is done with it.
+import NIOHTTP1
+
+/// The life of one inference request as the proxy sees it, told to observers (the metrics recorder, the
+/// serving-insight recorder, client attribution; several behind a `CompositeLifecycleObserver`) so that
+/// forwarding never knows what is done with it.
 ///
 /// For every inference request (a `POST` to an `InferenceEndpoint`), in this order:
 /// 1. `InferenceLifecycleObserver.requestBegan`: the body was read (model, endpoint, streaming or not). Also
@@ -35,6 +38,8 @@ struct InferenceRequestStart: Sendable, Equatable {
     /// The model the body names; nil when it names none, is not JSON, or was too large to read.
     var model: String?
     var isStreaming: Bool
+    /// The client's request headers, for observers that label by one of them (`--client-header`).
+    var clientHeaders = HTTPHeaders()
 }
 
 /// How an inference request ended.

@@ -62,6 +62,15 @@ final class ModelLabelPolicy: Sendable {
         }
     }
 
+    /// The label a request naming `model` was given by `admit` while that request is in flight, without
+    /// admitting it again: for observers that label their own series like the request's.
+    func currentLabel(for model: String?) -> String {
+        guard let model, !model.isEmpty else { return Self.unknown }
+        return self.state.withLockedValue { state in
+            state.permanent.contains(model) || state.provisional[model] != nil ? model : Self.overflow
+        }
+    }
+
     /// Ollama answered 2xx for `label`: it is a real model and keeps its series.
     func confirm(_ label: String) {
         self.state.withLockedValue { state in

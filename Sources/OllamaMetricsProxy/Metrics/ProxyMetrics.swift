@@ -8,6 +8,8 @@ import Prometheus
 public final class ProxyMetrics: Sendable {
     public let registry: PrometheusCollectorRegistry
     let modelLabels: ModelLabelPolicy
+    /// The serving-insight families (latency, request sizes, speeds, finish reasons, clients).
+    let serving: ServingMetrics
 
     /// `ollama_request_duration_seconds` buckets, in seconds.
     public static let durationBuckets: [Double] = [0.1, 0.5, 1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600]
@@ -95,6 +97,7 @@ public final class ProxyMetrics: Sendable {
     ) {
         self.registry = registry
         self.modelLabels = ModelLabelPolicy(limit: maxModelLabels)
+        self.serving = ServingMetrics(registry: registry)
         self.logger = logger
     }
 
@@ -126,6 +129,7 @@ public final class ProxyMetrics: Sendable {
                     ))
                 }
             }
+            self.serving.evict(model: label)
             self.handles.withLockedValue { cache in
                 cache.requestSeries = cache.requestSeries.filter { $0.key.model != label }
                 cache.counters = cache.counters.filter { $0.key.model != label }

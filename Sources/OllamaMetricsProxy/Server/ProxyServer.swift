@@ -22,6 +22,7 @@ public final class ProxyServer: Sendable {
     private let pools: UpstreamConnectionPools
     private let connections: ClientConnectionTracker
     private let channels: NIOLockedValueBox<(proxy: Channel, metrics: Channel)?>
+    private let ollamaStatusTimeout: Duration
 
     /// The address the proxy accepts clients on (with the real port when configured with port 0).
     public var proxyAddress: SocketAddress? { self.channels.withLockedValue { $0?.proxy.localAddress } }
@@ -31,11 +32,14 @@ public final class ProxyServer: Sendable {
     /// - Precondition: `configuration.validate()` does not throw. A program checks what its users typed
     ///   (the command does, and reports it in one line) before it builds a server; an invalid configuration
     ///   reaching this point is a bug in that program and stops it here, at its cause.
+    /// - Parameter ollamaStatusTimeout: How long a scrape waits for Ollama's `/api/ps` and `/api/version`
+    ///   before reporting `ollama_up 0`; their answer is cached for a second.
     public init(
         configuration: ProxyConfiguration,
         metrics: ProxyMetrics? = nil,
         logger: Logger = Logger(label: "ollama-metrics-proxy"),
-        group: MultiThreadedEventLoopGroup? = nil
+        group: MultiThreadedEventLoopGroup? = nil,
+        ollamaStatusTimeout: Duration = .seconds(1)
     ) {
         do {
             try configuration.validate()
@@ -43,6 +47,7 @@ public final class ProxyServer: Sendable {
             preconditionFailure("ProxyServer needs a valid configuration: \(error)")
         }
         self.configuration = configuration
+        self.ollamaStatusTimeout = ollamaStatusTimeout
         self.metrics = metrics ?? ProxyMetrics(maxModelLabels: configuration.maxModelLabels, logger: logger)
         self.logger = logger
         self.ownsGroup = group == nil
@@ -56,7 +61,10 @@ public final class ProxyServer: Sendable {
     public func start() async throws {
         let shared = ProxySharedState(
             upstream: self.configuration.upstream,
-            observer: MetricsRecorder(metrics: self.metrics),
+            observer: CompositeLifecycleObserver(
+                [MetricsRecorder(metrics: self.metrics), ServingRecorder(metrics: self.metrics)]
+                    + (self.configuration.clientHeader.map { [ClientAttributionRecorder(header: $0, metrics: self.metrics)] } ?? [])
+            ),
             logger: self.logger,
             requestHeadTimeout: TimeAmount(self.configuration.requestHeadTimeout),
             maxInspectedRequestBody: self.configuration.maxInspectedRequestBody
@@ -89,13 +97,16 @@ public final class ProxyServer: Sendable {
         let proxyChannel = try await Self.bind(proxyBootstrap, to: self.configuration.listen, role: "--listen")
 
         let metrics = self.metrics
+        let ollama = OllamaStatusProbe(
+            upstream: self.configuration.upstream, group: self.group, timeout: TimeAmount(self.ollamaStatusTimeout)
+        )
         let metricsBootstrap = ServerBootstrap(group: self.group)
             .serverChannelOption(.backlog, value: 64)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                    try channel.pipeline.syncOperations.addHandler(MetricsRequestHandler(metrics: metrics))
+                    try channel.pipeline.syncOperations.addHandler(MetricsRequestHandler(metrics: metrics, ollama: ollama))
                 }
             }
         let metricsChannel: Channel

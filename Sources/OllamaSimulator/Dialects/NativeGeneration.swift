@@ -51,6 +51,7 @@ enum NativeGeneration {
             let prompt = body[field: "prompt"]?.stringValue ?? ""
             if prompt.isEmpty {
                 let reason = isZeroKeepAlive(body[field: "keep_alive"]) ? "unload" : "load"
+                if reason == "unload" { request.state.noteModelUnloaded(model) }
                 let object: JSONValue = [
                     "model": .string(model), "created_at": .string(request.clock.now().rfc3339Nano),
                     "response": "", "done": true, "done_reason": .string(reason),
@@ -87,6 +88,7 @@ enum NativeGeneration {
 
             if (body[field: "messages"]?.arrayValue ?? []).isEmpty {
                 let reason = isZeroKeepAlive(body[field: "keep_alive"]) ? "unload" : "load"
+                if reason == "unload" { request.state.noteModelUnloaded(model) }
                 let object: JSONValue = [
                     "model": .string(model), "created_at": .string(request.clock.now().rfc3339Nano),
                     "message": ["role": "assistant", "content": ""], "done": true, "done_reason": .string(reason),

@@ -69,6 +69,13 @@ struct MetricsScrape: Sendable {
         self.samples.first { $0.name == name && $0.labels == labels }?.value
     }
 
+    /// The samples of the registry's families: those requests move, without the ones computed at scrape time
+    /// (Ollama's status, the build, the process).
+    var requestSamples: [Sample] {
+        let scrapeTime = ["ollama_up", "ollama_version_info", "ollama_loaded_model_", "ollama_metrics_proxy_build_info", "process_"]
+        return self.samples.filter { sample in !scrapeTime.contains { sample.name.hasPrefix($0) } }
+    }
+
     /// All samples of one name.
     func samples(named name: String) -> [Sample] {
         self.samples.filter { $0.name == name }

@@ -19,6 +19,9 @@ struct ProxyHarness: Sendable {
         maxModelLabels: Int = 100,
         requestHeadTimeout: Duration = .seconds(75),
         upstreamIdleTimeout: Duration = .seconds(60),
+        clientHeader: String? = nil,
+        // Longer than the proxy's one second, so that tests expecting `ollama_up 1` hold on a loaded machine.
+        ollamaStatusTimeout: Duration = .seconds(5),
         _ body: @Sendable (ProxyHarness) async throws -> T
     ) async throws -> T {
         let simulator = try await OllamaSimulator.start(host: "127.0.0.1", port: 0)
@@ -30,11 +33,12 @@ struct ProxyHarness: Sendable {
             maxModelLabels: maxModelLabels,
             requestHeadTimeout: requestHeadTimeout,
             upstreamIdleTimeout: upstreamIdleTimeout,
-            threads: 2
+            threads: 2,
+            clientHeader: clientHeader
         )
         var logger = Logger(label: "test-proxy")
         logger.logLevel = .critical
-        let proxy = ProxyServer(configuration: configuration, logger: logger)
+        let proxy = ProxyServer(configuration: configuration, logger: logger, ollamaStatusTimeout: ollamaStatusTimeout)
         do {
             try await proxy.start()
         } catch {

@@ -149,4 +149,37 @@ import Testing
         #expect(text.contains(#"ollama_request_failures_total{model="__rejected__",endpoint="/api/generate",reason="http_4xx"} 50"#))
         #expect(metrics.modelLabels.labelCount == 0)
     }
+
+    @Test func aRejectedModelsServingSeriesAreEvictedToo() {
+        let metrics = ProxyMetrics(maxModelLabels: 3)
+        let observer = CompositeLifecycleObserver([MetricsRecorder(metrics: metrics), ServingRecorder(metrics: metrics)])
+        let listener = observer.requestBegan(InferenceRequestStart(endpoint: .chat, model: "typo", isStreaming: true))
+        // Series a racing request could have created for the provisional name before Ollama's 404.
+        metrics.serving.histogram(.timeToFirstToken, model: "typo", endpoint: .chat).record(0.1)
+        metrics.serving.finishReasons(model: "typo", endpoint: .chat, reason: .stop).increment()
+        metrics.serving.speedSeries(model: "typo").promptSpeed.set(to: 1)
+        metrics.serving.clientSeries(client: "c", model: "typo").requests.increment()
+        #expect(self.exposition(metrics).contains("typo"))
+        listener.responseHeadReceived(status: 404)
+        listener.ended(InferenceEnding(outcome: .failed(.http4xx), requestBodyBytes: 1, responseBodyBytes: 1))
+        #expect(!self.exposition(metrics).contains("typo"))
+    }
+
+    @Test func servingSeriesUseTheRequestsModelLabel() {
+        let metrics = ProxyMetrics(maxModelLabels: 1)
+        let observer = CompositeLifecycleObserver([MetricsRecorder(metrics: metrics), ServingRecorder(metrics: metrics)])
+        for model in ["a", "b", nil] {
+            let listener = observer.requestBegan(InferenceRequestStart(endpoint: .generate, model: model, isStreaming: false))
+            listener.responseHeadReceived(status: 200)
+            listener.usageSeen(Usage(promptTokens: 2, completionTokens: 1, finishReason: .length))
+            listener.ended(InferenceEnding(outcome: .completed, requestBodyBytes: 1, responseBodyBytes: 1))
+        }
+        let text = self.exposition(metrics)
+        for label in ["a", "__overflow__", "unknown"] {
+            #expect(text.contains(#"ollama_requests_total{model="\#(label)",endpoint="/api/generate"} 1"#), "\(label)")
+            #expect(text.contains(#"ollama_request_finish_reasons_total{model="\#(label)",endpoint="/api/generate",finish_reason="length"} 1"#), "\(label)")
+            #expect(text.contains(#"ollama_request_prompt_tokens_sum{model="\#(label)",endpoint="/api/generate"} 2"#), "\(label)")
+        }
+        #expect(!text.contains(#"model="b""#))
+    }
 }

@@ -162,13 +162,16 @@ import Testing
         #expect(head.headers["content-length"] == ["\(body.utf8.count)"])
         #expect(!head.headers.contains(name: "transfer-encoding"))
         #expect(sent == Action(io: .sendRequest(head, body: Self.bytes(body), end: .init()), events: [.began, .upstreamConnected]))
-        #expect(machine.inference?.start == InferenceRequestStart(endpoint: .chat, model: "llama3.2", isStreaming: false))
+        #expect(machine.inference?.start == InferenceRequestStart(
+            endpoint: .chat, model: "llama3.2", isStreaming: false, clientHeaders: ["Transfer-Encoding": "chunked"]
+        ), "the client's headers, for observers labelling by one")
 
         #expect(machine.upstreamReceivedHead(Self.responseHead()).events == [.responseHead])
         #expect(machine.inference?.status == 200)
         let answer = machine.upstreamReceivedBody(Self.bytes(Self.chatAnswer))
         #expect(answer.events == [.firstContent, .usage])
         #expect(machine.inference?.usage?.completionTokens == 8)
+        #expect(machine.inference?.usage?.finishReason == .stop, "the inspector's finish reason travels with the usage")
         #expect(machine.upstreamReadComplete() == Action(io: .writeClientBody(Self.bytes(Self.chatAnswer))))
         let end = machine.upstreamReceivedEnd(trailers: nil)
         #expect(end == Action(io: .finishResponse(body: nil, trailers: nil, connection: .release, closeClient: false), events: [.ended]))

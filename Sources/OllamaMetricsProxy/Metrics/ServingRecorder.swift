@@ -1,0 +1,108 @@
+import NIOCore
+import Prometheus
+
+/// The lifecycle observer behind `ServingMetrics`' per-request families: time to first token, time per
+/// output token, tokens per request, native prompt and generation speeds, finish reasons.
+///
+/// It labels a request's series with the `model` label the metrics recorder admitted for it, so it must be
+/// listed after `MetricsRecorder` in a `CompositeLifecycleObserver`. Nothing is recorded for a request
+/// Ollama did not answer with 2xx, so a model Ollama rejects never gets series here.
+struct ServingRecorder: InferenceLifecycleObserver {
+    let metrics: ProxyMetrics
+
+    func requestBegan(_ request: InferenceRequestStart) -> InferenceLifecycleListener {
+        ServingRecord(
+            metrics: self.metrics.serving,
+            model: self.metrics.modelLabels.currentLabel(for: request.model),
+            endpoint: request.endpoint,
+            isStreaming: request.isStreaming
+        )
+    }
+}
+
+/// One request's timestamps, turned into observations when its first content and its usage pass.
+final class ServingRecord: InferenceLifecycleListener {
+    private let metrics: ServingMetrics
+    private let model: String
+    private let endpoint: InferenceEndpoint
+    private let isStreaming: Bool
+    private let began: NIODeadline
+    private var isSuccess = false
+    private var firstContent: NIODeadline?
+
+    init(metrics: ServingMetrics, model: String, endpoint: InferenceEndpoint, isStreaming: Bool) {
+        self.metrics = metrics
+        self.model = model
+        self.endpoint = endpoint
+        self.isStreaming = isStreaming
+        self.began = .now()
+    }
+
+    func upstreamConnected(reused: Bool) {}
+
+    func responseHeadReceived(status: Int) {
+        self.isSuccess = (200..<300).contains(status)
+    }
+
+    func firstContentForwarded() {
+        guard self.isSuccess, self.firstContent == nil else { return }
+        let now = NIODeadline.now()
+        self.firstContent = now
+        guard self.isStreaming else { return }
+        self.histogram(.timeToFirstToken).record(Self.seconds(now - self.began))
+    }
+
+    func usageSeen(_ usage: Usage) {
+        guard self.isSuccess else { return }
+        let now = NIODeadline.now()
+        if let prompt = usage.promptTokens { self.histogram(.promptTokens).record(Double(prompt)) }
+        if let completion = usage.completionTokens { self.histogram(.completionTokens).record(Double(completion)) }
+        if let perToken = self.timePerOutputToken(usage, now: now) { self.histogram(.timePerOutputToken).record(perToken) }
+        if let reason = usage.finishReason {
+            self.metrics.finishReasons(model: self.model, endpoint: self.endpoint, reason: reason).increment()
+        }
+        self.recordSpeeds(usage)
+    }
+
+    func ended(_ ending: InferenceEnding) {}
+
+    private func histogram(_ histogram: ServingMetrics.RequestHistogram) -> ValueHistogram {
+        self.metrics.histogram(histogram, model: self.model, endpoint: self.endpoint)
+    }
+
+    /// Native: `eval_duration / eval_count`. Compatibility streams: the time from the first content chunk to
+    /// the usage (which Ollama sends right after the last token) over the tokens after the first. Requests
+    /// with fewer than two tokens have no time between tokens.
+    private func timePerOutputToken(_ usage: Usage, now: NIODeadline) -> Double? {
+        guard let tokens = usage.completionTokens, tokens >= 2 else { return nil }
+        if self.endpoint.dialect == .ollamaNative {
+            guard let nanos = usage.evalDurationNanos, nanos > 0 else { return nil }
+            return Double(nanos) / 1e9 / Double(tokens)
+        }
+        guard self.isStreaming, let firstContent = self.firstContent else { return nil }
+        return Self.seconds(now - firstContent) / Double(tokens - 1)
+    }
+
+    private func recordSpeeds(_ usage: Usage) {
+        let promptSpeed = Self.speed(tokens: usage.promptTokens, nanos: usage.promptEvalDurationNanos)
+        let generationSpeed = Self.speed(tokens: usage.completionTokens, nanos: usage.evalDurationNanos)
+        guard promptSpeed != nil || generationSpeed != nil else { return }
+        let speeds = self.metrics.speedSeries(model: self.model)
+        if let promptSpeed {
+            speeds.promptSpeed.set(to: promptSpeed)
+            speeds.promptSpeedHistogram.record(promptSpeed)
+        }
+        if let generationSpeed {
+            speeds.generationSpeedHistogram.record(generationSpeed)
+        }
+    }
+
+    private static func speed(tokens: Int?, nanos: Int64?) -> Double? {
+        guard let tokens, tokens > 0, let nanos, nanos > 0 else { return nil }
+        return Double(tokens) / (Double(nanos) / 1e9)
+    }
+
+    private static func seconds(_ amount: TimeAmount) -> Double {
+        Double(amount.nanoseconds) / 1e9
+    }
+}

@@ -1,0 +1,62 @@
+import NIOCore
+import Testing
+
+/// `--client-header`: per-client counters, bounded, with credentials never exposed.
+@Suite struct ClientAttribution {
+    static let chat = #"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#
+
+    @Test func theHeadersValueLabelsPerClientCounters() async throws {
+        try await ProxyHarness.with(clientHeader: "X-OpenWebUI-User-Email") { harness in
+            for (user, tokens) in [("alice@example.com", 2), ("alice@example.com", 4), ("bob@example.com", 5)] {
+                _ = try await harness.viaProxy(
+                    .POST, "/api/chat", headers: [("X-OpenWebUI-User-Email", user), ("X-Sim-Tokens", "\(tokens)")], body: Self.chat
+                )
+            }
+            _ = try await harness.viaProxy(.POST, "/v1/chat/completions", body: Self.chat)
+            _ = try await harness.viaProxy(
+                .POST, "/api/chat", headers: [("X-OpenWebUI-User-Email", "carol@example.com"), ("X-Sim-Status", "500")], body: Self.chat
+            )
+            let metrics = try await harness.scrape()
+            let alice = ["client": "alice@example.com", "model": "m"]
+            #expect(metrics.value("ollama_client_requests_total", alice) == 2)
+            #expect(metrics.value("ollama_client_prompt_tokens_total", alice) == 14)
+            #expect(metrics.value("ollama_client_completion_tokens_total", alice) == 6)
+            #expect(metrics.value("ollama_client_completion_tokens_total", ["client": "bob@example.com", "model": "m"]) == 5)
+            #expect(metrics.value("ollama_client_requests_total", ["client": "unknown", "model": "m"]) == 1)
+            #expect(!metrics.samples.contains { $0.labels["client"] == "carol@example.com" }, "failed requests are not completed ones")
+            // The contract's families keep their labels.
+            #expect(metrics.value("ollama_requests_total", ["model": "m", "endpoint": "/api/chat"]) == 3)
+        }
+    }
+
+    @Test func credentialsAreHashedAndNeverExposed() async throws {
+        try await ProxyHarness.with(clientHeader: "Authorization") { harness in
+            _ = try await harness.viaProxy(.POST, "/api/chat", headers: [("Authorization", "Bearer sk-123")], body: Self.chat)
+            let response = try await httpRequest(harness.metricsAddress, .GET, "/metrics")
+            #expect(!response.bodyString.contains("sk-123"))
+            let metrics = MetricsScrape(text: response.bodyString)
+            // The first 12 hex digits of SHA-256("sk-123").
+            #expect(metrics.value("ollama_client_requests_total", ["client": "key-acb42a4fa3d3", "model": "m"]) == 1)
+        }
+    }
+
+    @Test func clientValuesAreBounded() async throws {
+        try await ProxyHarness.with(maxModelLabels: 3, clientHeader: "X-User") { harness in
+            for user in 0..<6 {
+                _ = try await harness.viaProxy(.POST, "/api/chat", headers: [("X-User", "user-\(user)")], body: Self.chat)
+            }
+            let metrics = try await harness.scrape()
+            let clients = Set(metrics.samples(named: "ollama_client_requests_total").compactMap { $0.labels["client"] })
+            #expect(clients == ["user-0", "user-1", "user-2", "__overflow__"])
+            #expect(metrics.value("ollama_client_requests_total", ["client": "__overflow__", "model": "m"]) == 3)
+        }
+    }
+
+    @Test func withoutTheFlagThereAreNoClientSeries() async throws {
+        try await ProxyHarness.with { harness in
+            _ = try await harness.viaProxy(.POST, "/api/chat", headers: [("X-User", "alice")], body: Self.chat)
+            let metrics = try await harness.scrape()
+            #expect(!metrics.samples.contains { $0.name.hasPrefix("ollama_client_") })
+        }
+    }
+}
