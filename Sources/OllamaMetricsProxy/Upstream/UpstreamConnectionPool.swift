@@ -107,7 +107,7 @@ final class UpstreamConnectionPool {
 
     private func connect() -> EventLoopFuture<Channel> {
         ClientBootstrap(group: self.eventLoop)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelOption(.socketOption(.so_keepalive), value: 1)
             .connectTimeout(self.connectTimeout)
             .channelInitializer { channel in
