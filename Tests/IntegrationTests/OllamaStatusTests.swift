@@ -57,7 +57,7 @@ import Testing
         }
     }
 
-    @Test func unreachableOllamaGivesUpZeroAtOnce() async throws {
+    @Test func unreachableOllamaGivesUpZero() async throws {
         try await ProxyHarness.with(upstreamURL: "http://127.0.0.1:\(unreachablePort)", ollamaStatusTimeout: .seconds(1)) { harness in
             let start = ContinuousClock.now
             let metrics = try await harness.scrape()
@@ -65,7 +65,9 @@ import Testing
             #expect(metrics.samples(named: "ollama_version_info").isEmpty)
             let build = try #require(metrics.samples(named: "ollama_metrics_proxy_build_info").first)
             #expect(build.value == 1 && build.labels["version"] == ProxyVersion.current && build.labels["swift_version"]?.hasPrefix("6.") == true)
-            #expect(ContinuousClock.now - start < .seconds(3))
+            // Not a speed check (none goes in tests): the scrape answered instead of hanging. The bound is far
+            // above what a loaded 2-core machine needs (over 4 s was seen with the suite running in parallel).
+            #expect(ContinuousClock.now - start < .seconds(20))
         }
     }
 
@@ -80,7 +82,9 @@ import Testing
             let metrics = try await harness.scrape()
             let elapsed = ContinuousClock.now - start
             #expect(metrics.value("ollama_up") == 0)
-            #expect(elapsed >= .milliseconds(900) && elapsed < .seconds(4), "\(elapsed)")
+            // The probe waited for its timeout, then answered instead of hanging. The upper bound is far above
+            // what a loaded 2-core machine needs (4.7 s was seen with the suite running in parallel).
+            #expect(elapsed >= .milliseconds(900) && elapsed < .seconds(20), "\(elapsed)")
             // The rest of the exposition is there as always.
             #expect(metrics.type["process_open_fds"] == "gauge")
             #expect(metrics.samples(named: "ollama_metrics_proxy_build_info").count == 1)
