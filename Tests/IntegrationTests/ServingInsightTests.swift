@@ -18,7 +18,7 @@ import Testing
             // The first token came after the 300 ms Ollama took to answer.
             #expect(metrics.value("ollama_time_to_first_token_seconds_count", series) == 1)
             let firstToken = try #require(metrics.value("ollama_time_to_first_token_seconds_sum", series))
-            #expect(firstToken >= 0.3 && firstToken < 5, "\(firstToken)")
+            #expect(firstToken >= 0.3 && firstToken < 30, "\(firstToken)")
             #expect(metrics.value("ollama_time_to_first_token_seconds_bucket", series.merging(["le": "0.25"]) { $1 }) == 0)
             #expect(metrics.value("ollama_time_to_first_token_seconds_bucket", series.merging(["le": "+Inf"]) { $1 }) == 1)
             // Native: eval_duration / eval_count, exactly.
@@ -53,11 +53,11 @@ import Testing
             let series = ["model": "m", "endpoint": "/v1/chat/completions"]
             #expect(metrics.value("ollama_time_to_first_token_seconds_count", series) == 1)
             let firstToken = try #require(metrics.value("ollama_time_to_first_token_seconds_sum", series))
-            #expect(firstToken >= 0 && firstToken < 5, "\(firstToken)")
+            #expect(firstToken >= 0 && firstToken < 30, "\(firstToken)")
             // Four gaps of at least 100 ms between the first and the last of five tokens.
             #expect(metrics.value("ollama_time_per_output_token_seconds_count", series) == 1)
             let perToken = try #require(metrics.value("ollama_time_per_output_token_seconds_sum", series))
-            #expect(perToken >= 0.095 && perToken < 5, "\(perToken)")
+            #expect(perToken >= 0.095 && perToken < 30, "\(perToken)")
             #expect(metrics.value("ollama_request_completion_tokens_sum", series) == 5)
             #expect(metrics.value("ollama_request_prompt_tokens_sum", series) == 7)
             #expect(metrics.value("ollama_request_finish_reasons_total", series.merging(["finish_reason": "stop"]) { $1 }) == 1)
