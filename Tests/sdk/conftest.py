@@ -2,10 +2,8 @@
 loopback ports the kernel picks, both stopped by PID when the test ends."""
 
 import os
-import re
-import signal
 import subprocess
-import threading
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -14,6 +12,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "scripts"))
+from local_stack import start_proxy, start_simulator  # noqa: E402  (shared with scripts/check-prometheus)
 
 
 def _bin_dir() -> Path:
@@ -25,47 +25,6 @@ def _bin_dir() -> Path:
 
 
 BIN = _bin_dir()
-
-
-class Started:
-    """A child process whose output is read on a thread, so a startup line can be waited for."""
-
-    def __init__(self, args):
-        self.process = subprocess.Popen(
-            args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
-        )
-        self.lines = []
-        self._cond = threading.Condition()
-        threading.Thread(target=self._pump, daemon=True).start()
-
-    def _pump(self):
-        for line in self.process.stdout:
-            with self._cond:
-                self.lines.append(line)
-                self._cond.notify_all()
-
-    def wait_for(self, pattern, timeout=30):
-        regex = re.compile(pattern)
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while True:
-                for line in self.lines:
-                    match = regex.search(line)
-                    if match:
-                        return match
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or self.process.poll() is not None:
-                    raise RuntimeError(f"{pattern!r} not seen; output: {''.join(self.lines)}")
-                self._cond.wait(remaining)
-
-    def stop(self):
-        if self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.kill(self.process.pid, signal.SIGKILL)
-                self.process.wait()
 
 
 class Metrics:
@@ -104,18 +63,10 @@ class Stack:
 
 @pytest.fixture
 def stack():
-    simulator = Started([str(BIN / "ollama-simulator"), "--host", "127.0.0.1", "--port", "0"])
+    simulator, simulator_url = start_simulator(BIN / "ollama-simulator")
     proxy = None
     try:
-        simulator_url = simulator.wait_for(r"listening on (http://\S+)").group(1)
-        proxy = Started([
-            str(BIN / "ollama-metrics-proxy"),
-            "--listen", "127.0.0.1:0",
-            "--metrics-listen", "127.0.0.1:0",
-            "--ollama-url", simulator_url,
-        ])
-        proxy_port = proxy.wait_for(r"listening on 127\.0\.0\.1:(\d+)").group(1)
-        metrics_port = proxy.wait_for(r"metrics on 127\.0\.0\.1:(\d+)").group(1)
+        proxy, proxy_port, metrics_port = start_proxy(BIN / "ollama-metrics-proxy", simulator_url)
         yield Stack(simulator_url, f"http://127.0.0.1:{proxy_port}", f"http://127.0.0.1:{metrics_port}/metrics")
     finally:
         if proxy:
