@@ -93,3 +93,12 @@ struct ProxyHarness: Sendable {
 }
 
 import NIOHTTP1
+
+/// A hung Ollama: a listener that accepts connections and never answers (like one stopped with SIGSTOP).
+/// Close it when done.
+func startHungListener() async throws -> (channel: Channel, port: Int) {
+    let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        .childChannelInitializer { $0.eventLoop.makeSucceededVoidFuture() }
+        .bind(host: "127.0.0.1", port: 0).get()
+    return (channel, channel.localAddress!.port!)
+}
