@@ -51,9 +51,18 @@ struct OllamaMetricsProxyCommand: AsyncParsableCommand {
             help: "Log level: trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
 
+    @Option(name: [.customLong("log-format"), .customLong("log-format", withSingleDash: true)],
+            help: "Log line format: text (key=value pairs) or json (one object per line).")
+    var logFormat: String = "text"
+
+    @Flag(name: .customLong("access-log"), inversion: .prefixedNo,
+          help: "One log line per proxied request, at info level (label ollama-metrics-proxy.access).")
+    var accessLog: Bool = true
+
     func run() async throws {
         let configuration: ProxyConfiguration
         let level: Logger.Level
+        let format: LogFormat
         do {
             configuration = ProxyConfiguration(
                 listen: try ListenAddress(parsing: self.listen),
@@ -68,18 +77,23 @@ struct OllamaMetricsProxyCommand: AsyncParsableCommand {
                 throw ConfigurationError.invalidLogLevel(self.logLevel)
             }
             level = parsedLevel
+            guard let parsedFormat = LogFormat(rawValue: self.logFormat.lowercased()) else {
+                throw ConfigurationError.invalidLogFormat(self.logFormat)
+            }
+            format = parsedFormat
             try configuration.validate()
         } catch {
             Self.fail("\(error)")
         }
 
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
+            LogLineHandler(label: label, format: format, level: level)
         }
         let logger = Logger(label: "ollama-metrics-proxy")
-        let server = ProxyServer(configuration: configuration, logger: logger)
+        let server = ProxyServer(
+            configuration: configuration, logger: logger,
+            accessLogger: self.accessLog ? Logger(label: ProxyServer.accessLogLabel) : nil
+        )
         let group = ServiceGroup(
             services: [ProxyService(server: server, logger: logger)],
             gracefulShutdownSignals: [.sigterm, .sigint],
@@ -105,5 +119,9 @@ struct OllamaMetricsProxyCommand: AsyncParsableCommand {
 extension ConfigurationError {
     static func invalidLogLevel(_ text: String) -> ConfigurationError {
         ConfigurationError(description: "invalid --log-level '\(text)': expected trace, debug, info, notice, warning, error or critical")
+    }
+
+    static func invalidLogFormat(_ text: String) -> ConfigurationError {
+        ConfigurationError(description: "invalid --log-format '\(text)': expected text or json")
     }
 }

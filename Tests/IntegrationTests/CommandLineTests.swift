@@ -85,6 +85,7 @@ import Testing
         (["--listen", "11435"], "invalid listen address '11435'"),
         (["--metrics-listen=:99999"], "invalid port in listen address ':99999'"),
         (["--log-level", "loud"], "invalid --log-level 'loud'"),
+        (["--log-format", "xml"], "invalid --log-format 'xml': expected text or json"),
         (["--max-models", "0"], "invalid --max-models 0: expected 1 or more"),
         (["-threads=2000"], "invalid --threads 2000: expected 1 to 1024"),
         (["--client-header", "X User"], "invalid --client-header 'X User'"),
@@ -128,6 +129,32 @@ import Testing
 
             #expect(await proxy.stop() == 0, "SIGTERM is a clean exit: \(proxy.log)")
             #expect(proxy.log.contains("forwarding to http://127.0.0.1:\(harness.simulator.port)"))
+        }
+    }
+}
+
+extension CommandLineInterface {
+    @Test func jsonLogLinesAreObjectsAndTheAccessLogCanBeTurnedOff() async throws {
+        try await ProxyHarness.with { harness in
+            for accessLog in [true, false] {
+                let proxy = try RunningProxy([
+                    "--listen=127.0.0.1:0", "--metrics-listen=127.0.0.1:0", "--ollama-url=http://127.0.0.1:\(harness.simulator.port)",
+                    "--log-format=json",
+                ] + (accessLog ? [] : ["--no-access-log"]))
+                let port = try #require(await proxy.waitForPort(after: "listening on "))
+                let address = try SocketAddress(ipAddress: "127.0.0.1", port: port)
+                #expect(try await httpRequest(address, .GET, "/api/tags?x=1").status == 200)
+                #expect(await proxy.stop() == 0)
+                let lines = proxy.log.split(separator: "\n")
+                #expect(lines.allSatisfy { $0.hasPrefix(#"{"time":""#) && $0.hasSuffix("}") }, "\(proxy.log)")
+                let access = lines.filter { $0.contains(#""logger":"ollama-metrics-proxy.access""#) }
+                if accessLog {
+                    #expect(access.count == 1)
+                    #expect(access.first?.contains(#""method":"GET","path":"/api/tags","status":200,"outcome":"completed""#) == true, "\(access)")
+                } else {
+                    #expect(access.isEmpty, "\(proxy.log)")
+                }
+            }
         }
     }
 }

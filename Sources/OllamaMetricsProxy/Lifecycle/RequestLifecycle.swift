@@ -38,6 +38,6 @@ struct RequestEnding: Sendable, Equatable {
     var outcome: InferenceEnding.Outcome
     /// Body bytes sent to Ollama (after the proxy's edit, if any).
     var requestBodyBytes: Int
-    /// Body bytes forwarded to the client (the proxy's own 502 body included).
+    /// Body bytes of Ollama's response forwarded to the client (not those of the proxy's own 502).
     var responseBodyBytes: Int
 }
