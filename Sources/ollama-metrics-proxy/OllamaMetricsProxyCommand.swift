@@ -19,67 +19,96 @@ struct OllamaMetricsProxyCommand: AsyncParsableCommand {
         abstract: "A transparent reverse proxy for Ollama that exposes Prometheus metrics.",
         discussion: "Point clients at --listen instead of Ollama and scrape http://<metrics-listen>/metrics. "
             + "Addresses are :PORT (every interface), HOST:PORT or [IPv6]:PORT. Flags also take the Go tool's "
-            + "single-dash form (-listen :11435) and --flag=value.",
+            + "single-dash form (-listen :11435) and --flag=value. Every flag can also be set by the environment "
+            + "variable named after it (OLLAMA_METRICS_PROXY_LISTEN, …); a flag wins over its variable, and an "
+            + "empty variable counts as unset.",
         version: ProxyVersion.current
     )
 
     @Option(name: [.customLong("listen"), .customLong("listen", withSingleDash: true)],
-            help: "Address the proxy listens on.")
-    var listen: String = ":11435"
+            help: "Address the proxy listens on. (default: :11435; env: OLLAMA_METRICS_PROXY_LISTEN)")
+    var listen: String?
 
     @Option(name: [.customLong("metrics-listen"), .customLong("metrics-listen", withSingleDash: true)],
-            help: "Address for the Prometheus /metrics endpoint.")
-    var metricsListen: String = ":9836"
+            help: "Address for /metrics, /healthz and /readyz. (default: :9836; env: OLLAMA_METRICS_PROXY_METRICS_LISTEN)")
+    var metricsListen: String?
 
     @Option(name: [.customLong("ollama-url"), .customLong("ollama-url", withSingleDash: true)],
-            help: "Ollama backend URL.")
-    var ollamaURL: String = "http://localhost:11434"
+            help: "Ollama backend URL. (default: http://localhost:11434; env: OLLAMA_METRICS_PROXY_OLLAMA_URL)")
+    var ollamaURL: String?
 
     @Option(name: [.customLong("max-models"), .customLong("max-models", withSingleDash: true)],
-            help: "Distinct model label values kept before new names share the '__overflow__' label.")
-    var maxModels: Int = 100
+            help: "Distinct model label values kept before new names share the '__overflow__' label. (default: 100; env: OLLAMA_METRICS_PROXY_MAX_MODELS)")
+    var maxModels: String?
 
     @Option(name: [.customLong("threads"), .customLong("threads", withSingleDash: true)],
-            help: "Event loop threads; the default is one per core.")
-    var threads: Int = System.coreCount
+            help: "Event loop threads. (default: one per core; env: OLLAMA_METRICS_PROXY_THREADS)")
+    var threads: String?
 
     @Option(name: [.customLong("client-header"), .customLong("client-header", withSingleDash: true)],
-            help: "Request header whose value labels per-client counters (credential headers are hashed); off by default.")
+            help: "Request header whose value labels per-client counters (credential headers are hashed). (default: off; env: OLLAMA_METRICS_PROXY_CLIENT_HEADER)")
     var clientHeader: String?
 
     @Option(name: [.customLong("log-level"), .customLong("log-level", withSingleDash: true)],
-            help: "Log level: trace, debug, info, notice, warning, error or critical.")
-    var logLevel: String = "info"
+            help: "Log level: trace, debug, info, notice, warning, error or critical. (default: info; env: OLLAMA_METRICS_PROXY_LOG_LEVEL)")
+    var logLevel: String?
+
+    @Option(name: [.customLong("log-format"), .customLong("log-format", withSingleDash: true)],
+            help: "Log line format: text (key=value pairs) or json (one object per line). (default: text; env: OLLAMA_METRICS_PROXY_LOG_FORMAT)")
+    var logFormat: String?
+
+    @Flag(name: .customLong("access-log"), inversion: .prefixedNo,
+          help: "One log line per proxied request, at info level. (default: on; env: OLLAMA_METRICS_PROXY_ACCESS_LOG=true|false)")
+    var accessLog: Bool?
 
     func run() async throws {
         let configuration: ProxyConfiguration
         let level: Logger.Level
+        let format: LogFormat
+        let accessLog: Bool
+        var settings = Settings(environment: Settings.processEnvironment())
         do {
+            let listen = settings.resolve(self.listen, flag: "listen", default: ":11435")
+            let metricsListen = settings.resolve(self.metricsListen, flag: "metrics-listen", default: ":9836")
+            let ollamaURL = settings.resolve(self.ollamaURL, flag: "ollama-url", default: "http://localhost:11434")
+            let maxModels = settings.resolve(self.maxModels, flag: "max-models", default: "100")
+            let threads = settings.resolve(self.threads, flag: "threads", default: String(System.coreCount))
+            let clientHeader = settings.resolveOptional(self.clientHeader, flag: "client-header")
+            let logLevel = settings.resolve(self.logLevel, flag: "log-level", default: "info")
+            let logFormat = settings.resolve(self.logFormat, flag: "log-format", default: "text")
+            let accessLogSetting = settings.resolve(self.accessLog.map { $0 ? "true" : "false" }, flag: "access-log", default: "true")
+
             configuration = ProxyConfiguration(
-                listen: try ListenAddress(parsing: self.listen),
-                metricsListen: try ListenAddress(parsing: self.metricsListen),
-                upstream: try UpstreamURL(parsing: self.ollamaURL),
-                maxModelLabels: self.maxModels,
-                threads: self.threads,
-                clientHeader: try self.clientHeader.map(ProxyConfiguration.clientHeaderName)
+                listen: try settings.parse(listen, ListenAddress.init(parsing:)),
+                metricsListen: try settings.parse(metricsListen, ListenAddress.init(parsing:)),
+                upstream: try settings.parse(ollamaURL, UpstreamURL.init(parsing:)),
+                maxModelLabels: try settings.integer(maxModels),
+                threads: try settings.integer(threads),
+                clientHeader: try clientHeader.map { try settings.parse($0, ProxyConfiguration.clientHeaderName) }
             )
-            // The log level configures logging, not the proxy: it is the command's to parse.
-            guard let parsedLevel = Logger.Level(rawValue: self.logLevel.lowercased()) else {
-                throw ConfigurationError.invalidLogLevel(self.logLevel)
+            // The log settings configure logging, not the proxy: they are the command's to parse.
+            level = try settings.parse(logLevel) { text in
+                guard let level = Logger.Level(rawValue: text.lowercased()) else { throw ConfigurationError.invalidLogLevel(text) }
+                return level
             }
-            level = parsedLevel
-            try configuration.validate()
+            format = try settings.parse(logFormat) { text in
+                guard let format = LogFormat(rawValue: text.lowercased()) else { throw ConfigurationError.invalidLogFormat(text) }
+                return format
+            }
+            accessLog = try settings.boolean(accessLogSetting)
+            try settings.attributing { try configuration.validate() }
         } catch {
             Self.fail("\(error)")
         }
 
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
+            LogLineHandler(label: label, format: format, level: level)
         }
         let logger = Logger(label: "ollama-metrics-proxy")
-        let server = ProxyServer(configuration: configuration, logger: logger)
+        let server = ProxyServer(
+            configuration: configuration, logger: logger,
+            accessLogger: accessLog ? Logger(label: ProxyServer.accessLogLabel) : nil
+        )
         let group = ServiceGroup(
             services: [ProxyService(server: server, logger: logger)],
             gracefulShutdownSignals: [.sigterm, .sigint],
@@ -105,5 +134,9 @@ struct OllamaMetricsProxyCommand: AsyncParsableCommand {
 extension ConfigurationError {
     static func invalidLogLevel(_ text: String) -> ConfigurationError {
         ConfigurationError(description: "invalid --log-level '\(text)': expected trace, debug, info, notice, warning, error or critical")
+    }
+
+    static func invalidLogFormat(_ text: String) -> ConfigurationError {
+        ConfigurationError(description: "invalid --log-format '\(text)': expected text or json")
     }
 }

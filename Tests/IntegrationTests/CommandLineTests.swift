@@ -24,11 +24,16 @@ import Testing
         private let lock = NSLock()
         private var output = ""
 
-        init(_ arguments: [String]) throws {
+        /// `environment` is added to the test's own, without any `OLLAMA_METRICS_PROXY_*` variable of it.
+        init(_ arguments: [String], environment: [String: String] = [:]) throws {
             self.process.executableURL = CommandLineInterface.binary
             self.process.arguments = arguments
+            self.process.environment = ProcessInfo.processInfo.environment
+                .filter { !$0.key.hasPrefix("OLLAMA_METRICS_PROXY_") }
+                .merging(environment) { _, new in new }
+            // Both streams in `log`: help and version go to stdout, everything else to stderr.
             self.process.standardError = self.stderr
-            self.process.standardOutput = FileHandle.nullDevice
+            self.process.standardOutput = self.stderr
             self.stderr.fileHandleForReading.readabilityHandler = { [weak self] handle in
                 let data = handle.availableData
                 guard let self, !data.isEmpty else { return }
@@ -85,9 +90,11 @@ import Testing
         (["--listen", "11435"], "invalid listen address '11435'"),
         (["--metrics-listen=:99999"], "invalid port in listen address ':99999'"),
         (["--log-level", "loud"], "invalid --log-level 'loud'"),
+        (["--log-format", "xml"], "invalid --log-format 'xml': expected text or json"),
         (["--max-models", "0"], "invalid --max-models 0: expected 1 or more"),
         (["-threads=2000"], "invalid --threads 2000: expected 1 to 1024"),
         (["--client-header", "X User"], "invalid --client-header 'X User'"),
+        (["--threads", "x"], "invalid --threads 'x': expected a whole number"),
     ])
     func badFlagsGiveOneClearLineAndExitOne(arguments: [String], message: String) async throws {
         let proxy = try RunningProxy(arguments)
@@ -128,6 +135,89 @@ import Testing
 
             #expect(await proxy.stop() == 0, "SIGTERM is a clean exit: \(proxy.log)")
             #expect(proxy.log.contains("forwarding to http://127.0.0.1:\(harness.simulator.port)"))
+        }
+    }
+}
+
+extension CommandLineInterface {
+    @Test func helpNamesTheEnvironmentVariableOfEveryFlag() async throws {
+        let help = try RunningProxy(["--help"])
+        #expect(await help.waitForExit() == 0)
+        let text = help.log.replacing("\n", with: " ").split(separator: " ", omittingEmptySubsequences: true).joined(separator: " ")
+        for name in ["LISTEN", "METRICS_LISTEN", "OLLAMA_URL", "MAX_MODELS", "THREADS", "CLIENT_HEADER", "LOG_LEVEL", "LOG_FORMAT", "ACCESS_LOG"] {
+            #expect(text.contains("OLLAMA_METRICS_PROXY_\(name)"), "\(name) in \(help.log)")
+        }
+    }
+
+    @Test(arguments: [
+        ("THREADS", "x", "invalid OLLAMA_METRICS_PROXY_THREADS 'x': expected a whole number"),
+        ("THREADS", "2000", "invalid OLLAMA_METRICS_PROXY_THREADS 2000: expected 1 to 1024"),
+        ("MAX_MODELS", "0", "invalid OLLAMA_METRICS_PROXY_MAX_MODELS 0: expected 1 or more"),
+        ("OLLAMA_URL", "ftp://x", "invalid OLLAMA_METRICS_PROXY_OLLAMA_URL 'ftp://x'"),
+        ("LISTEN", "11435", "OLLAMA_METRICS_PROXY_LISTEN: invalid listen address '11435'"),
+        ("METRICS_LISTEN", ":99999", "OLLAMA_METRICS_PROXY_METRICS_LISTEN: invalid port in listen address ':99999'"),
+        ("CLIENT_HEADER", "X User", "invalid OLLAMA_METRICS_PROXY_CLIENT_HEADER 'X User'"),
+        ("LOG_LEVEL", "loud", "invalid OLLAMA_METRICS_PROXY_LOG_LEVEL 'loud'"),
+        ("LOG_FORMAT", "xml", "invalid OLLAMA_METRICS_PROXY_LOG_FORMAT 'xml': expected text or json"),
+        ("ACCESS_LOG", "maybe", "invalid OLLAMA_METRICS_PROXY_ACCESS_LOG 'maybe': expected true or false"),
+    ])
+    func badEnvironmentValuesGiveOneLineNamingTheVariable(name: String, value: String, message: String) async throws {
+        let proxy = try RunningProxy([], environment: ["OLLAMA_METRICS_PROXY_\(name)": value])
+        #expect(await proxy.waitForExit() == 1)
+        #expect(proxy.log.hasPrefix("ollama-metrics-proxy: \(message)"), "\(proxy.log)")
+        #expect(proxy.log.split(separator: "\n").count == 1, "one line: \(proxy.log)")
+    }
+
+    @Test func theEnvironmentConfiguresTheProxyAndFlagsWin() async throws {
+        try await ProxyHarness.with { harness in
+            let environment = [
+                "OLLAMA_METRICS_PROXY_LISTEN": "127.0.0.1:0", "OLLAMA_METRICS_PROXY_METRICS_LISTEN": "127.0.0.1:0",
+                "OLLAMA_METRICS_PROXY_OLLAMA_URL": "http://127.0.0.1:\(harness.simulator.port)",
+                "OLLAMA_METRICS_PROXY_LOG_FORMAT": "json", "OLLAMA_METRICS_PROXY_ACCESS_LOG": "false",
+                // Bad, but never read: the flag wins.
+                "OLLAMA_METRICS_PROXY_THREADS": "x",
+                "OLLAMA_METRICS_PROXY_CLIENT_HEADER": "",  // empty: unset
+            ]
+            for flags in [["--threads", "2"], ["--threads", "2", "--log-format", "text", "--access-log"]] {
+                let proxy = try RunningProxy(flags, environment: environment)
+                let port = try #require(await proxy.waitForPort(after: "listening on "), "\(proxy.log)")
+                let address = try SocketAddress(ipAddress: "127.0.0.1", port: port)
+                #expect(try await httpRequest(address, .GET, "/api/tags").status == 200, "forwards to the variable's Ollama")
+                #expect(await proxy.stop() == 0, "\(proxy.log)")
+                let lines = proxy.log.split(separator: "\n")
+                let access = lines.filter { $0.contains("ollama-metrics-proxy.access") }
+                if flags.contains("--log-format") {
+                    #expect(lines.allSatisfy { !$0.hasPrefix("{") }, "the flag's text wins: \(proxy.log)")
+                    #expect(access.count == 1, "--access-log wins over the variable's false: \(proxy.log)")
+                } else {
+                    #expect(lines.allSatisfy { $0.hasPrefix(#"{"time":""#) }, "the variable's json: \(proxy.log)")
+                    #expect(access.isEmpty, "the variable turned the access log off: \(proxy.log)")
+                }
+            }
+        }
+    }
+
+    @Test func jsonLogLinesAreObjectsAndTheAccessLogCanBeTurnedOff() async throws {
+        try await ProxyHarness.with { harness in
+            for accessLog in [true, false] {
+                let proxy = try RunningProxy([
+                    "--listen=127.0.0.1:0", "--metrics-listen=127.0.0.1:0", "--ollama-url=http://127.0.0.1:\(harness.simulator.port)",
+                    "--log-format=json",
+                ] + (accessLog ? [] : ["--no-access-log"]))
+                let port = try #require(await proxy.waitForPort(after: "listening on "))
+                let address = try SocketAddress(ipAddress: "127.0.0.1", port: port)
+                #expect(try await httpRequest(address, .GET, "/api/tags?x=1").status == 200)
+                #expect(await proxy.stop() == 0)
+                let lines = proxy.log.split(separator: "\n")
+                #expect(lines.allSatisfy { $0.hasPrefix(#"{"time":""#) && $0.hasSuffix("}") }, "\(proxy.log)")
+                let access = lines.filter { $0.contains(#""logger":"ollama-metrics-proxy.access""#) }
+                if accessLog {
+                    #expect(access.count == 1)
+                    #expect(access.first?.contains(#""method":"GET","path":"/api/tags","status":200,"outcome":"completed""#) == true, "\(access)")
+                } else {
+                    #expect(access.isEmpty, "\(proxy.log)")
+                }
+            }
         }
     }
 }

@@ -72,11 +72,7 @@ import Testing
     }
 
     @Test func hungOllamaGivesUpZeroWithinTheTimeout() async throws {
-        // Accepts connections and never answers.
-        let hung = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .childChannelInitializer { $0.eventLoop.makeSucceededVoidFuture() }
-            .bind(host: "127.0.0.1", port: 0).get()
-        let port = hung.localAddress!.port!
+        let (hung, port) = try await startHungListener()
         try await ProxyHarness.with(upstreamURL: "http://127.0.0.1:\(port)", ollamaStatusTimeout: .seconds(1)) { harness in
             let start = ContinuousClock.now
             let metrics = try await harness.scrape()

@@ -14,8 +14,8 @@ import NIOHTTP1
 ///   larger than `maxInspectedRequestBody` stops being held and streams through untouched.
 ///
 /// The response is forwarded as it arrives; inference responses with a 2xx status are read on the side by
-/// a `ResponseInspector`, and the request's lifecycle (`InferenceLifecycleObserver`) is reported through the
-/// `events` of each action.
+/// a `ResponseInspector`, and the request's lifecycle (`InferenceLifecycleObserver`; for every request, its
+/// end: `RequestLifecycleObserver`) is reported through the `events` of each action.
 struct ExchangeStateMachine {
     // MARK: Actions
 
@@ -136,6 +136,8 @@ struct ExchangeStateMachine {
     }
     /// Present for inference requests from the moment their life began (see `InferenceLifecycleObserver`).
     private(set) var inference: InferenceProgress?
+    /// What the client got, for every request; the bytes and outcome of requests without an inference life.
+    private var requestProgress = RequestProgress()
 
     let clientHead: HTTPRequestHead
     let endpoint: InferenceEndpoint?
@@ -166,6 +168,33 @@ struct ExchangeStateMachine {
         /// The request will not complete, for this reason; the first reason (or a usage before it) wins.
         mutating func fail(_ reason: FailureReason) {
             if self.outcome == nil { self.outcome = .failed(reason) }
+        }
+    }
+
+    /// What every request reports at its end; the counts and outcome are those of `inference` when there is one.
+    private struct RequestProgress {
+        /// The final status the client got: Ollama's, or the proxy's 502.
+        var status: Int?
+        var requestBodyBytes = 0
+        var responseBodyBytes = 0
+        var outcome: InferenceEnding.Outcome?
+    }
+
+    /// How the request ended, once it did (`.requestEnded` was emitted).
+    var requestEnding: RequestEnding? {
+        if let inference = self.inference {
+            return inference.ending.map {
+                RequestEnding(
+                    status: self.requestProgress.status, outcome: $0.outcome,
+                    requestBodyBytes: $0.requestBodyBytes, responseBodyBytes: $0.responseBodyBytes
+                )
+            }
+        }
+        return self.requestProgress.outcome.map {
+            RequestEnding(
+                status: self.requestProgress.status, outcome: $0,
+                requestBodyBytes: self.requestProgress.requestBodyBytes, responseBodyBytes: self.requestProgress.responseBodyBytes
+            )
         }
     }
 
@@ -430,6 +459,7 @@ struct ExchangeStateMachine {
             }
             var events: InferenceLifecycleEvents = []
             var inspected: InferenceRequest?
+            self.requestProgress.status = status
             if self.inference != nil {
                 self.inference!.status = status
                 events.insert(.responseHead)
@@ -610,10 +640,13 @@ struct ExchangeStateMachine {
         return Action(io: .sendRequest(head, body: sent, end: nil), events: events)
     }
 
-    /// Counts request body bytes sent upstream for the lifecycle (inference requests only).
+    /// Counts request body bytes sent upstream for the lifecycle.
     private mutating func countSent(_ part: ByteBuffer) {
-        guard self.inference != nil else { return }
-        self.inference!.requestBodyBytes += part.readableBytes
+        if self.inference != nil {
+            self.inference!.requestBodyBytes += part.readableBytes
+        } else {
+            self.requestProgress.requestBodyBytes += part.readableBytes
+        }
     }
 
     /// The inference body was read whole: its lifecycle begins, and the body goes upstream possibly edited.
@@ -652,14 +685,21 @@ struct ExchangeStateMachine {
     /// The exchange is over: the outcome is the first failure or usage seen, else `reason`.
     /// Called once, on the transition to `.finished`.
     private mutating func end(_ reason: FailureReason) -> InferenceLifecycleEvents {
-        guard self.inference != nil else { return [] }
+        guard self.inference != nil else {
+            // Without an inference life there is no usage to wait for: a response that ended is complete.
+            self.requestProgress.outcome = reason == .noUsage ? .completed : .failed(reason)
+            return .requestEnded
+        }
         self.inference!.fail(reason)  // no change when a usage or an earlier failure decided it
-        return .ended
+        return [.ended, .requestEnded]
     }
 
     private mutating func countForwarded(_ bytes: ByteBuffer) {
-        guard self.inference != nil else { return }
-        self.inference!.responseBodyBytes += bytes.readableBytes
+        if self.inference != nil {
+            self.inference!.responseBodyBytes += bytes.readableBytes
+        } else {
+            self.requestProgress.responseBodyBytes += bytes.readableBytes
+        }
     }
 
     /// The response ended or broke off: the inspector reads what it still held, what was not yet written
@@ -705,8 +745,9 @@ struct ExchangeStateMachine {
         return events
     }
 
-    private func badGateway(_ message: String, body: RequestBody, events: InferenceLifecycleEvents) -> Action {
+    private mutating func badGateway(_ message: String, body: RequestBody, events: InferenceLifecycleEvents) -> Action {
         let (head, payload) = ProxyErrorResponse.badGateway(message: message, endpoint: self.endpoint)
+        self.requestProgress.status = Int(head.status.code)
         var requestComplete = false
         if case .complete = body { requestComplete = true }
         return Action(

@@ -58,6 +58,8 @@ struct InferenceEnding: Sendable, Equatable {
 }
 
 /// Which lifecycle events one step of an exchange produced; the data they carry is read from the exchange.
+/// All but `requestEnded` are an inference request's (`InferenceLifecycleListener`); `requestEnded` ends
+/// every request, inference or not (`RequestLifecycleListener`), after `ended` when both come.
 struct InferenceLifecycleEvents: OptionSet, Sendable {
     let rawValue: UInt8
 
@@ -67,4 +69,5 @@ struct InferenceLifecycleEvents: OptionSet, Sendable {
     static let firstContent = Self(rawValue: 1 << 3)
     static let usage = Self(rawValue: 1 << 4)
     static let ended = Self(rawValue: 1 << 5)
+    static let requestEnded = Self(rawValue: 1 << 6)
 }

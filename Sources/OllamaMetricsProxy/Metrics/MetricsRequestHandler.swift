@@ -1,10 +1,12 @@
 import NIOCore
 import NIOHTTP1
 
-/// Serves `GET /metrics` in the Prometheus text format 0.0.4 on the metrics listener; 404 elsewhere.
+/// Serves the metrics listener: `GET /metrics` in the Prometheus text format 0.0.4, `GET /healthz` (the
+/// process serves: always 200) and `GET /readyz` (200 when Ollama answers, else 503 with the reason in one
+/// line); `HEAD` on each; 404 elsewhere.
 ///
-/// A scrape asks Ollama for its status first (`OllamaStatusProbe`: cached, and never longer than its
-/// timeout), so answers may be late: requests pipelined meanwhile wait their turn, answered in order.
+/// A scrape and `/readyz` ask Ollama for its status first (`OllamaStatusProbe`: cached, and never longer
+/// than its timeout), so answers may be late: requests pipelined meanwhile wait their turn, answered in order.
 final class MetricsRequestHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
@@ -21,6 +23,7 @@ final class MetricsRequestHandler: ChannelInboundHandler {
         self.metrics = metrics
         self.ollama = ollama
     }
+
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch self.unwrapInboundIn(data) {
@@ -39,9 +42,10 @@ final class MetricsRequestHandler: ChannelInboundHandler {
     /// Answers the oldest waiting request, then the next one.
     private func answerNext(context: ChannelHandlerContext) {
         guard let head = self.waiting.first else { return }
-        let isScrape = UpstreamRequestHead.path(of: head.uri) == "/metrics" && (head.method == .GET || head.method == .HEAD)
-        guard isScrape, let ollama = self.ollama else {
-            self.respond(to: head, ollama: .down, context: context)
+        let path = UpstreamRequestHead.path(of: head.uri)
+        let asksOllama = (path == "/metrics" || path == "/readyz") && (head.method == .GET || head.method == .HEAD)
+        guard asksOllama, let ollama = self.ollama else {
+            self.respond(to: head, ollama: nil, context: context)
             return
         }
         ollama.status().hop(to: context.eventLoop).assumeIsolated().whenSuccess { status in
@@ -50,32 +54,45 @@ final class MetricsRequestHandler: ChannelInboundHandler {
         }
     }
 
-    private func respond(to head: HTTPRequestHead, ollama: OllamaStatus, context: ChannelHandlerContext) {
+    /// - Parameter ollama: Ollama's status, when this request needed it and there is a probe.
+    private func respond(to head: HTTPRequestHead, ollama: OllamaStatus?, context: ChannelHandlerContext) {
         self.waiting.removeFirst()
         defer { self.answerNext(context: context) }
         let path = UpstreamRequestHead.path(of: head.uri)
-        let status: HTTPResponseStatus
-        let contentType: String
+        var status = HTTPResponseStatus.ok
+        var contentType = "text/plain; charset=utf-8"
         let body: ByteBuffer
         switch (path, head.method) {
         case ("/metrics", .GET), ("/metrics", .HEAD):
-            status = .ok
             contentType = Self.contentType
             var exposition = self.metrics.exposition()
-            if self.ollama != nil { exposition += ScrapeTimeMetrics.render(ollama) }
+            if let ollama { exposition += ScrapeTimeMetrics.render(ollama) }
             body = context.channel.allocator.buffer(bytes: exposition)
-        case ("/metrics", _):
+        case ("/healthz", .GET), ("/healthz", .HEAD):
+            body = context.channel.allocator.buffer(string: "ok\n")
+        case ("/readyz", .GET), ("/readyz", .HEAD):
+            // Without a probe (an embedding program that asks Ollama nothing) readiness is the process's.
+            if let ollama, !ollama.isUp {
+                status = .serviceUnavailable
+                body = context.channel.allocator.buffer(
+                    string: "not ready: Ollama at \(self.ollama?.upstream.description ?? "--ollama-url") does not answer: \(ollama.problem ?? "unknown")\n"
+                )
+            } else {
+                body = context.channel.allocator.buffer(string: "ready: Ollama answers\n")
+            }
+        case ("/metrics", _), ("/healthz", _), ("/readyz", _):
             status = .methodNotAllowed
-            contentType = "text/plain; charset=utf-8"
             body = context.channel.allocator.buffer(string: "405 method not allowed\n")
         default:
             status = .notFound
-            contentType = "text/plain; charset=utf-8"
-            body = context.channel.allocator.buffer(string: "404 page not found: metrics are served at /metrics\n")
+            body = context.channel.allocator.buffer(
+                string: "404 page not found: this listener serves /metrics, /healthz and /readyz\n"
+            )
         }
         var headers = HTTPHeaders()
         headers.add(name: "Content-Type", value: contentType)
         headers.add(name: "Content-Length", value: String(body.readableBytes))
+        if path != "/metrics" { headers.add(name: "Cache-Control", value: "no-store") }
         if status == .methodNotAllowed { headers.add(name: "Allow", value: "GET, HEAD") }
         context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))), promise: nil)
         if head.method != .HEAD {

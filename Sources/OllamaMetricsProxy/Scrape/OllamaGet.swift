@@ -3,6 +3,14 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// One `GET` to Ollama on a connection of its own, given up after a deadline: what the metrics listener
 /// asks Ollama at scrape time (`/api/ps`, `/api/version`). Goes through the same upstream configuration as
 /// proxied traffic: base path before the path, `Host` the upstream's.
@@ -27,7 +35,7 @@ enum OllamaGet {
         let promise = eventLoop.makePromise(of: Response.self)
         let once = Once()
         let deadline = eventLoop.scheduleTask(in: timeout) {
-            if once.claim() { promise.fail(Failure(description: "no answer within \(timeout)")) }
+            if once.claim() { promise.fail(Failure(description: "no answer within \(Self.words(timeout))")) }
         }
         let connected = ClientBootstrap(group: eventLoop)
             .connectTimeout(timeout)
@@ -55,6 +63,29 @@ enum OllamaGet {
         }
         promise.futureResult.whenComplete { _ in deadline.cancel() }
         return promise.futureResult
+    }
+
+    /// A failed fetch in a few words a person can act on ("connection refused", "no answer within 1 s").
+    static func reason(_ error: Error) -> String {
+        switch error {
+        case let failure as Failure:
+            return failure.description
+        case let error as NIOConnectionError:
+            if let first = error.connectionErrors.first { return Self.reason(first.error) }
+            return error.dnsAAAAError.map(Self.reason) ?? error.dnsAError.map(Self.reason) ?? "cannot connect"
+        case let error as IOError:
+            return "cannot connect: " + String(cString: strerror(error.errnoCode)).lowercased()
+        case ChannelError.connectTimeout(let timeout):
+            return "cannot connect within \(timeout)"
+        default:
+            return "\(error)"
+        }
+    }
+
+    /// `1 s`, `250 ms`.
+    static func words(_ time: TimeAmount) -> String {
+        let milliseconds = time.nanoseconds / 1_000_000
+        return milliseconds % 1000 == 0 ? "\(milliseconds / 1000) s" : "\(milliseconds) ms"
     }
 
     /// Lets exactly one of the racing outcomes (answer, connection lost, deadline) complete the promise.

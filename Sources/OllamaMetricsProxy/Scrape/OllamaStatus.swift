@@ -19,8 +19,12 @@ struct OllamaStatus: Sendable, Equatable {
     var isUp: Bool
     var version: String?
     var models: [LoadedModel]
+    /// Why Ollama counts as down, in one line (`/readyz` says it); nil when it is up.
+    var problem: String?
 
-    static let down = OllamaStatus(isUp: false, version: nil, models: [])
+    static func down(_ problem: String) -> OllamaStatus {
+        OllamaStatus(isUp: false, version: nil, models: [], problem: problem)
+    }
 
     /// Reads `/api/ps`' `{"models":[…]}`; nil when it is not that.
     static func parseLoadedModels(_ body: ByteBuffer) -> [LoadedModel]? {
@@ -135,11 +139,13 @@ final class OllamaStatusProbe: Sendable {
         let ps = OllamaGet.fetch("/api/ps", upstream: self.upstream, on: eventLoop, timeout: self.timeout)
         let version = OllamaGet.fetch("/api/version", upstream: self.upstream, on: eventLoop, timeout: self.timeout)
         return ps.and(version).map { ps, version -> OllamaStatus in
-            guard (200..<300).contains(ps.status), (200..<300).contains(version.status),
-                let models = OllamaStatus.parseLoadedModels(ps.body)
-            else { return .down }
+            guard (200..<300).contains(ps.status) else { return .down("GET /api/ps answered \(ps.status)") }
+            guard (200..<300).contains(version.status) else { return .down("GET /api/version answered \(version.status)") }
+            guard let models = OllamaStatus.parseLoadedModels(ps.body) else {
+                return .down("GET /api/ps answered something other than a model list")
+            }
             return OllamaStatus(isUp: true, version: OllamaStatus.parseVersion(version.body), models: models)
-        }.recover { _ in .down }
+        }.recover { error in .down(OllamaGet.reason(error)) }
     }
 }
 

@@ -2,11 +2,12 @@ import Logging
 import NIOCore
 import NIOHTTP1
 
-/// What every client connection shares: where to forward, whom to tell about inference requests, where to
-/// log, and the limits.
+/// What every client connection shares: where to forward, whom to tell about inference requests (and about
+/// every request: the access log, when on), where to log, and the limits.
 struct ProxySharedState: Sendable {
     let upstream: UpstreamURL
     let observer: any InferenceLifecycleObserver
+    var requestObserver: (any RequestLifecycleObserver)? = nil
     let logger: Logger
     let requestHeadTimeout: TimeAmount
     let maxInspectedRequestBody: Int
@@ -35,6 +36,8 @@ final class ProxyConnectionHandler: ChannelDuplexHandler {
     private var upstreamConnection: UpstreamConnection?
     /// The observer's listener for the current exchange's inference request.
     private var lifecycle: InferenceLifecycleListener?
+    /// The request observer's listener for the current exchange, until it ended.
+    private var requestListener: (any RequestLifecycleListener)?
     private var context: ChannelHandlerContext?
     private var idleTimer: Scheduled<Void>?
     /// The client's IP address as text, for `X-Forwarded-For`: worked out once per connection.
@@ -156,8 +159,12 @@ final class ProxyConnectionHandler: ChannelDuplexHandler {
         }
         self.exchangeNumber &+= 1
         self.lifecycle = nil
+        let clientAddress = self.clientAddress(context: context)
+        self.requestListener = self.shared.requestObserver?.requestReceived(
+            RequestStart(method: head.method, path: String(UpstreamRequestHead.path(of: head.uri)), clientAddress: clientAddress)
+        )
         self.exchange = ExchangeStateMachine(
-            head: head, upstream: self.shared.upstream, clientAddress: self.clientAddress(context: context),
+            head: head, upstream: self.shared.upstream, clientAddress: clientAddress,
             maxInspectedRequestBody: self.shared.maxInspectedRequestBody
         )
         self.perform(self.exchange!.start())
@@ -300,9 +307,23 @@ final class ProxyConnectionHandler: ChannelDuplexHandler {
     // MARK: - Lifecycle
 
     private func report(_ events: InferenceLifecycleEvents) {
-        guard let inference = self.exchange?.inference else { return }
+        if let inference = self.exchange?.inference { self.reportInference(events, inference) }
+        if events.contains(.requestEnded), let listener = self.requestListener, let ending = self.exchange?.requestEnding {
+            self.requestListener = nil
+            listener.requestEnded(ending)
+        }
+    }
+
+    private func reportInference(_ events: InferenceLifecycleEvents, _ inference: ExchangeStateMachine.InferenceProgress) {
         if events.contains(.began) {
-            self.lifecycle = self.shared.observer.requestBegan(inference.start)
+            let listener = self.shared.observer.requestBegan(inference.start)
+            if let requestListener = self.requestListener {
+                // The request's listener hears the inference events too (model, tokens, first content).
+                requestListener.inferenceBegan(inference.start)
+                self.lifecycle = CompositeLifecycleListener(listeners: [listener, requestListener])
+            } else {
+                self.lifecycle = listener
+            }
         }
         guard let lifecycle = self.lifecycle else { return }
         if events.contains(.upstreamConnected) { lifecycle.upstreamConnected(reused: inference.reusedConnection) }

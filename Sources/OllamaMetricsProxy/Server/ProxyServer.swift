@@ -17,12 +17,16 @@ public final class ProxyServer: Sendable {
     public let configuration: ProxyConfiguration
     public let metrics: ProxyMetrics
     private let logger: Logger
+    private let accessLogger: Logger?
     private let group: MultiThreadedEventLoopGroup
     private let ownsGroup: Bool
     private let pools: UpstreamConnectionPools
     private let connections: ClientConnectionTracker
     private let channels: NIOLockedValueBox<(proxy: Channel, metrics: Channel)?>
     private let ollamaStatusTimeout: Duration
+
+    /// The label of the access log's logger.
+    public static let accessLogLabel = AccessLogRecorder.label
 
     /// The address the proxy accepts clients on (with the real port when configured with port 0).
     public var proxyAddress: SocketAddress? { self.channels.withLockedValue { $0?.proxy.localAddress } }
@@ -34,10 +38,14 @@ public final class ProxyServer: Sendable {
     ///   reaching this point is a bug in that program and stops it here, at its cause.
     /// - Parameter ollamaStatusTimeout: How long a scrape waits for Ollama's `/api/ps` and `/api/version`
     ///   before reporting `ollama_up 0`; their answer is cached for a second.
+    /// - Parameter accessLogger: Where the access log goes, one `info` line per proxied request (see
+    ///   `AccessLogRecorder` for its keys); nil (the default): no access log. The command passes a logger
+    ///   labelled `accessLogLabel`.
     public init(
         configuration: ProxyConfiguration,
         metrics: ProxyMetrics? = nil,
         logger: Logger = Logger(label: "ollama-metrics-proxy"),
+        accessLogger: Logger? = nil,
         group: MultiThreadedEventLoopGroup? = nil,
         ollamaStatusTimeout: Duration = .seconds(1)
     ) {
@@ -50,6 +58,7 @@ public final class ProxyServer: Sendable {
         self.ollamaStatusTimeout = ollamaStatusTimeout
         self.metrics = metrics ?? ProxyMetrics(maxModelLabels: configuration.maxModelLabels, logger: logger)
         self.logger = logger
+        self.accessLogger = accessLogger
         self.ownsGroup = group == nil
         self.group = group ?? MultiThreadedEventLoopGroup(numberOfThreads: configuration.threads)
         self.pools = UpstreamConnectionPools(group: self.group, configuration: configuration)
@@ -65,6 +74,7 @@ public final class ProxyServer: Sendable {
                 [MetricsRecorder(metrics: self.metrics), ServingRecorder(metrics: self.metrics)]
                     + (self.configuration.clientHeader.map { [ClientAttributionRecorder(header: $0, metrics: self.metrics)] } ?? [])
             ),
+            requestObserver: self.accessLogger.map { AccessLogRecorder(logger: $0) },
             logger: self.logger,
             requestHeadTimeout: TimeAmount(self.configuration.requestHeadTimeout),
             maxInspectedRequestBody: self.configuration.maxInspectedRequestBody

@@ -1,4 +1,5 @@
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import OllamaMetricsProxy
@@ -22,6 +23,7 @@ struct ProxyHarness: Sendable {
         clientHeader: String? = nil,
         // Longer than the proxy's one second, so that tests expecting `ollama_up 1` hold on a loaded machine.
         ollamaStatusTimeout: Duration = .seconds(5),
+        accessLog: CapturedLog? = nil,
         _ body: @Sendable (ProxyHarness) async throws -> T
     ) async throws -> T {
         let simulator = try await OllamaSimulator.start(host: "127.0.0.1", port: 0)
@@ -38,7 +40,11 @@ struct ProxyHarness: Sendable {
         )
         var logger = Logger(label: "test-proxy")
         logger.logLevel = .critical
-        let proxy = ProxyServer(configuration: configuration, logger: logger, ollamaStatusTimeout: ollamaStatusTimeout)
+        let proxy = ProxyServer(
+            configuration: configuration, logger: logger,
+            accessLogger: accessLog.map { log in Logger(label: ProxyServer.accessLogLabel) { CapturingLogHandler(label: $0, log: log) } },
+            ollamaStatusTimeout: ollamaStatusTimeout
+        )
         do {
             try await proxy.start()
         } catch {
@@ -93,3 +99,60 @@ struct ProxyHarness: Sendable {
 }
 
 import NIOHTTP1
+
+/// A hung Ollama: a listener that accepts connections and never answers (like one stopped with SIGSTOP).
+/// Close it when done.
+func startHungListener() async throws -> (channel: Channel, port: Int) {
+    let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        .childChannelInitializer { $0.eventLoop.makeSucceededVoidFuture() }
+        .bind(host: "127.0.0.1", port: 0).get()
+    return (channel, channel.localAddress!.port!)
+}
+
+/// Log entries captured in-process, for tests of what the proxy logs.
+final class CapturedLog: Sendable {
+    struct Entry: Sendable {
+        var label: String
+        var level: Logger.Level
+        var message: String
+        var metadata: Logger.Metadata
+
+        /// A metadata value as text (`nil` when absent).
+        subscript(key: String) -> String? { self.metadata[key].map { "\($0)" } }
+    }
+
+    private let box = NIOLockedValueBox<[Entry]>([])
+
+    var entries: [Entry] { self.box.withLockedValue { $0 } }
+
+    func append(_ entry: Entry) { self.box.withLockedValue { $0.append(entry) } }
+
+    /// Waits until `count` entries were logged (a disconnect is noticed asynchronously); gives up after
+    /// `timeout` and returns what there is.
+    func entries(count: Int, timeout: Duration = .seconds(10)) async throws -> [Entry] {
+        let deadline = ContinuousClock.now + timeout
+        while self.entries.count < count, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        return self.entries
+    }
+}
+
+struct CapturingLogHandler: LogHandler {
+    let label: String
+    let log: CapturedLog
+    var logLevel: Logger.Level = .trace
+    var metadata: Logger.Metadata = [:]
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { self.metadata[key] }
+        set { self.metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        self.log.append(.init(
+            label: self.label, level: event.level, message: "\(event.message)",
+            metadata: self.metadata.merging(event.metadata ?? [:]) { _, new in new }
+        ))
+    }
+}

@@ -53,7 +53,7 @@ struct OllamaStatusParsingTests {
         ] {
             #expect(text.split(separator: "\n").contains(Substring(line)), "\(line)")
         }
-        let down = String(decoding: ScrapeTimeMetrics.render(.down, now: 0), as: UTF8.self)
+        let down = String(decoding: ScrapeTimeMetrics.render(.down("connection refused"), now: 0), as: UTF8.self)
         #expect(down.contains("ollama_up 0\n"))
         #expect(!down.contains("ollama_version_info{"))
         #expect(!down.contains("ollama_loaded_model_size_bytes{"))

@@ -62,7 +62,7 @@ import Testing
         #expect(machine.upstreamReadComplete() == .none, "nothing new arrived")
         #expect(
             machine.upstreamReceivedEnd(trailers: nil)
-                == Action(io: .finishResponse(body: nil, trailers: nil, connection: .release, closeClient: false))
+                == Action(io: .finishResponse(body: nil, trailers: nil, connection: .release, closeClient: false), events: [.requestEnded])
         )
         #expect(machine.isFinished)
         #expect(machine.inference == nil, "pass-through requests have no inference lifecycle")
@@ -129,7 +129,7 @@ import Testing
             _ = machine.upstreamReceivedHead(Self.responseHead(.ok, [("Content-Length", "0")]))
             #expect(
                 machine.upstreamReceivedEnd(trailers: nil)
-                    == Action(io: .finishResponse(body: nil, trailers: nil, connection: .release, closeClient: true)),
+                    == Action(io: .finishResponse(body: nil, trailers: nil, connection: .release, closeClient: true), events: [.requestEnded]),
                 "\(version) \(headers)"
             )
         }
@@ -142,7 +142,7 @@ import Testing
         _ = machine.upstreamReceivedHead(Self.responseHead(.ok, [("Connection", "close"), ("Content-Length", "0")]))
         #expect(
             machine.upstreamReceivedEnd(trailers: nil)
-                == Action(io: .finishResponse(body: nil, trailers: nil, connection: .close, closeClient: false))
+                == Action(io: .finishResponse(body: nil, trailers: nil, connection: .close, closeClient: false), events: [.requestEnded])
         )
     }
 
@@ -174,7 +174,7 @@ import Testing
         #expect(machine.inference?.usage?.finishReason == .stop, "the inspector's finish reason travels with the usage")
         #expect(machine.upstreamReadComplete() == Action(io: .writeClientBody(Self.bytes(Self.chatAnswer))))
         let end = machine.upstreamReceivedEnd(trailers: nil)
-        #expect(end == Action(io: .finishResponse(body: nil, trailers: nil, connection: .release, closeClient: false), events: [.ended]))
+        #expect(end == Action(io: .finishResponse(body: nil, trailers: nil, connection: .release, closeClient: false), events: [.ended, .requestEnded]))
         #expect(
             machine.inference?.ending
                 == InferenceEnding(outcome: .completed, requestBodyBytes: body.utf8.count, responseBodyBytes: Self.chatAnswer.utf8.count)
@@ -246,7 +246,7 @@ import Testing
         var machine = Self.chatAwaitingResponse(stream: true)
         _ = machine.upstreamReceivedHead(Self.ndjsonHead)
         _ = machine.upstreamReceivedBody(Self.bytes(#"{"error":"model runner crashed"}"# + "\n"))
-        #expect(machine.upstreamReceivedEnd(trailers: nil).events == [.ended])
+        #expect(machine.upstreamReceivedEnd(trailers: nil).events == [.ended, .requestEnded])
         #expect(machine.inference?.outcome == .failed(.streamError))
         #expect(machine.inference?.streamError == "model runner crashed")
     }
@@ -276,7 +276,7 @@ import Testing
 
     @Test func clientHangsUpWhileTheConnectionIsComingThenItGoesBackUnused() {
         var machine = Self.machine()
-        #expect(machine.clientClosed() == .none)
+        #expect(machine.clientClosed() == Action(io: .none, events: [.requestEnded]))
         #expect(machine.isFinished)
         #expect(machine.connected(reused: false) == Action(io: .disposeConnection(.release)))
         #expect(machine.connectFailed(reason: "late") == .none)
@@ -285,7 +285,7 @@ import Testing
     @Test func clientHangsUpWhileAnInferenceBodyArrivesBeforeItsLifeBegan() {
         var machine = Self.machine(.POST, "/api/chat")
         _ = machine.clientSentBody(Self.bytes("{"))
-        #expect(machine.clientClosed() == .none, "no lifecycle: the body was never read")
+        #expect(machine.clientClosed() == Action(io: .none, events: [.requestEnded]), "no inference lifecycle: the body was never read")
         #expect(machine.inference == nil)
     }
 
@@ -293,13 +293,13 @@ import Testing
         var machine = Self.machine(.POST, "/api/chat")
         _ = machine.clientSentBody(Self.bytes(Self.chatBody))
         _ = machine.clientSentEnd(trailers: nil)
-        #expect(machine.clientClosed() == Action(io: .none, events: [.ended]))
+        #expect(machine.clientClosed() == Action(io: .none, events: [.ended, .requestEnded]))
         #expect(machine.inference?.outcome == .failed(.clientDisconnected))
     }
 
     @Test func clientHangsUpWhileWaitingForTheResponseClosesTheConnectionToOllama() {
         var machine = Self.chatAwaitingResponse()
-        #expect(machine.clientClosed() == Action(io: .closeUpstream, events: [.ended]))
+        #expect(machine.clientClosed() == Action(io: .closeUpstream, events: [.ended, .requestEnded]))
         #expect(machine.inference?.outcome == .failed(.clientDisconnected))
         #expect(machine.upstreamClosed(reason: nil) == .none, "the close it caused changes nothing")
     }
@@ -308,7 +308,7 @@ import Testing
         var machine = Self.chatAwaitingResponse(stream: true)
         _ = machine.upstreamReceivedHead(Self.ndjsonHead)
         _ = machine.upstreamReceivedBody(Self.bytes(#"{"model":"llama3.2","message":{"role":"assistant","content":"Hel"},"done":false}"# + "\n"))
-        #expect(machine.clientClosed() == Action(io: .closeUpstream, events: [.ended]))
+        #expect(machine.clientClosed() == Action(io: .closeUpstream, events: [.ended, .requestEnded]))
         #expect(machine.inference?.outcome == .failed(.clientDisconnected))
         #expect(machine.upstreamReceivedBody(Self.bytes("late")) == .none)
         #expect(machine.upstreamReadComplete() == .none)
@@ -346,7 +346,7 @@ import Testing
         #expect(head.status == .badGateway)
         #expect(String(buffer: body).contains(#""type":"error""#))
         #expect(String(buffer: body).contains("connection refused"))
-        #expect(action.events == [.ended])
+        #expect(action.events == [.ended, .requestEnded])
         #expect(machine.inference?.outcome == .failed(.upstreamUnreachable))
     }
 
@@ -358,7 +358,7 @@ import Testing
             Issue.record("the rest of the body cannot be read: the connection must close; got \(action)")
             return
         }
-        #expect(action.events == [.began, .ended])
+        #expect(action.events == [.began, .ended, .requestEnded])
         #expect(machine.inference?.start.model == nil)
     }
 
@@ -381,7 +381,7 @@ import Testing
         #expect(machine.upstreamClosed(reason: nil) == Action(io: .acquireConnection))
         let second = machine.connected(reused: false)
         #expect(second == first, "the same head and body again")
-        #expect(machine.upstreamClosed(reason: nil).events == [.ended], "a fresh connection that closes is not replayed")
+        #expect(machine.upstreamClosed(reason: nil).events == [.ended, .requestEnded], "a fresh connection that closes is not replayed")
     }
 
     @Test func aReplayIsTriedOnlyOnceEvenOnAnotherReusedConnection() {
@@ -423,7 +423,7 @@ import Testing
         let line = #"{"model":"llama3.2","message":{"role":"assistant","content":"Hel"},"done":false}"# + "\n"
         _ = machine.upstreamReceivedBody(Self.bytes(line))
         let action = machine.upstreamClosed(reason: "connection reset")
-        #expect(action == Action(io: .abortResponse(body: Self.bytes(line)), events: [.ended]))
+        #expect(action == Action(io: .abortResponse(body: Self.bytes(line)), events: [.ended, .requestEnded]))
         #expect(machine.inference?.outcome == .failed(.upstreamDisconnected))
         #expect(machine.inference?.responseBodyBytes == line.utf8.count)
     }
@@ -433,6 +433,59 @@ import Testing
         _ = machine.upstreamReceivedHead(Self.responseHead())
         _ = machine.upstreamReceivedEnd(trailers: nil)
         #expect(machine.upstreamClosed(reason: nil) == .none)
+    }
+
+    // MARK: - Every request's end (the access log)
+
+    @Test func aPassThroughRequestEndsCompletedWithItsStatusAndBodyBytesEachWay() {
+        var machine = Self.machine(.POST, "/api/pull")
+        #expect(machine.clientSentBody(Self.bytes("{\"name\":\"x\"}")) == Action(io: .holdClientReads(true)))
+        #expect(machine.clientSentEnd(trailers: nil) == .none)
+        _ = machine.connected(reused: false)
+        _ = machine.upstreamReceivedHead(Self.responseHead(.ok, [("Transfer-Encoding", "chunked")]))
+        _ = machine.upstreamReceivedBody(Self.bytes("abc"))
+        _ = machine.upstreamReadComplete()
+        #expect(machine.requestEnding == nil, "not over yet")
+        #expect(machine.upstreamReceivedBody(Self.bytes("de")) == .none)
+        #expect(machine.upstreamReceivedEnd(trailers: nil).events == [.requestEnded])
+        #expect(machine.requestEnding == RequestEnding(status: 200, outcome: .completed, requestBodyBytes: 12, responseBodyBytes: 5))
+        #expect(machine.inference == nil, "no inference lifecycle")
+    }
+
+    @Test func aPassThroughRequestToAnUnreachableOllamaEndsWithThe502() {
+        var machine = Self.machine()
+        _ = machine.clientSentEnd(trailers: nil)
+        #expect(machine.connectFailed(reason: "connection refused").events == [.requestEnded])
+        #expect(machine.requestEnding == RequestEnding(status: 502, outcome: .failed(.upstreamUnreachable), requestBodyBytes: 0, responseBodyBytes: 0))
+    }
+
+    @Test func aPassThroughClientThatHangsUpBeforeTheHeadEndsWithoutAStatus() {
+        var machine = Self.machine()
+        _ = machine.clientSentEnd(trailers: nil)
+        _ = machine.connected(reused: false)
+        #expect(machine.clientClosed() == Action(io: .closeUpstream, events: [.requestEnded]))
+        #expect(machine.requestEnding == RequestEnding(status: nil, outcome: .failed(.clientDisconnected), requestBodyBytes: 0, responseBodyBytes: 0))
+        #expect(machine.clientClosed() == .none, "it ends once")
+    }
+
+    @Test func aPassThroughResponseThatBreaksOffEndsUpstreamDisconnectedWithWhatWasForwarded() {
+        var machine = Self.machine()
+        _ = machine.clientSentEnd(trailers: nil)
+        _ = machine.connected(reused: false)
+        _ = machine.upstreamReceivedHead(Self.responseHead(.ok, [("Content-Length", "10")]))
+        _ = machine.upstreamReceivedBody(Self.bytes("abcd"))
+        #expect(machine.upstreamClosed(reason: "connection reset") == Action(io: .abortResponse(body: Self.bytes("abcd")), events: [.requestEnded]))
+        #expect(machine.requestEnding == RequestEnding(status: 200, outcome: .failed(.upstreamDisconnected), requestBodyBytes: 0, responseBodyBytes: 4))
+    }
+
+    @Test func anInferenceRequestEndsWithItsInferenceOutcomeAndCountsAfterItsLifecycleEnded() {
+        var machine = Self.chatAwaitingResponse()
+        _ = machine.upstreamReceivedHead(Self.responseHead(.notFound))
+        _ = machine.upstreamReceivedBody(Self.bytes(#"{"error":"model 'x' not found"}"#))
+        #expect(machine.upstreamReceivedEnd(trailers: nil).events == [.ended, .requestEnded])
+        #expect(machine.requestEnding == RequestEnding(
+            status: 404, outcome: .failed(.http4xx), requestBodyBytes: Self.chatBody.utf8.count, responseBodyBytes: 31
+        ))
     }
 
     // MARK: - Early responses and backpressure
@@ -447,7 +500,7 @@ import Testing
         #expect(machine.clientSentBody(Self.bytes("part2")) == Action(io: .writeUpstreamBody(Self.bytes("part2"))))
         #expect(
             machine.upstreamReceivedEnd(trailers: nil)
-                == Action(io: .finishResponse(body: nil, trailers: nil, connection: .close, closeClient: false)),
+                == Action(io: .finishResponse(body: nil, trailers: nil, connection: .close, closeClient: false), events: [.requestEnded]),
             "a connection whose request was not finished cannot be reused"
         )
         #expect(machine.clientSentBody(Self.bytes("part3")) == .none)
