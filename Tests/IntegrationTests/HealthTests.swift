@@ -47,7 +47,7 @@ import Testing
         try await ProxyHarness.with(upstreamURL: "http://127.0.0.1:\(unreachablePort)", ollamaStatusTimeout: .seconds(1)) { harness in
             let start = ContinuousClock.now
             let ready = try await httpRequest(harness.metricsAddress, .GET, "/readyz")
-            #expect(ContinuousClock.now - start < .seconds(10), "never hangs (a refused connection does not even wait for the timeout; the bound is for a loaded machine)")
+            #expect(ContinuousClock.now - start < .seconds(20), "never hangs (a refused connection does not even wait for the timeout; the bound is for a loaded machine)")
             #expect(ready.status == 503)
             #expect(ready.header("content-type") == "text/plain; charset=utf-8")
             #expect(ready.bodyString == "not ready: Ollama at http://127.0.0.1:\(unreachablePort) does not answer: cannot connect: connection refused\n")
@@ -64,11 +64,19 @@ import Testing
             let elapsed = ContinuousClock.now - start
             #expect(ready.status == 503)
             #expect(ready.bodyString == "not ready: Ollama at http://127.0.0.1:\(port) does not answer: no answer within 1 s\n")
-            #expect(elapsed >= .milliseconds(900) && elapsed < .seconds(4), "\(elapsed)")
-            // Liveness does not wait for Ollama.
-            let healthStart = ContinuousClock.now
-            #expect(try await httpRequest(harness.metricsAddress, .GET, "/healthz").status == 200)
-            #expect(ContinuousClock.now - healthStart < .milliseconds(500))
+            #expect(elapsed >= .milliseconds(900) && elapsed < .seconds(20), "\(elapsed) (the probe timed out rather than hang; the bound is for a loaded machine)")
+        }
+        try await hung.close()
+    }
+
+    @Test func livenessDoesNotWaitForAHungOllama() async throws {
+        let (hung, port) = try await startHungListener()
+        // With a minute's status timeout, a /healthz that asked Ollama would take a minute.
+        try await ProxyHarness.with(upstreamURL: "http://127.0.0.1:\(port)", ollamaStatusTimeout: .seconds(60)) { harness in
+            let start = ContinuousClock.now
+            let health = try await httpRequest(harness.metricsAddress, .GET, "/healthz")
+            #expect(health.status == 200)
+            #expect(ContinuousClock.now - start < .seconds(20))
         }
         try await hung.close()
     }
