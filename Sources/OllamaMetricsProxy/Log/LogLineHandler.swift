@@ -76,36 +76,80 @@ public struct LogLineHandler: LogHandler {
     static func line(
         format: LogFormat, time: Double, level: Logger.Level, label: String, message: String, metadata: Logger.Metadata
     ) -> String {
-        let keys = metadata.keys.sorted { a, b in
-            let ia = Self.keyOrder.firstIndex(of: a) ?? Int.max
-            let ib = Self.keyOrder.firstIndex(of: b) ?? Int.max
-            return ia != ib ? ia < ib : a < b
-        }
+        // One growing string, appended to in place: a line per request must not cost an allocation per field.
         var line = ""
+        line.reserveCapacity(384)
         switch format {
         case .text:
-            line += Self.timestamp(time) + " \(level) \(label): " + Self.textEscaped(message, quoteSpaces: false)
-            for key in keys {
-                line += " " + Self.textEscaped(key, quoteSpaces: true) + "=" + Self.textValue(metadata[key]!)
+            Self.appendTimestamp(time, to: &line)
+            line += " "
+            line += level.rawValue
+            line += " "
+            line += label
+            line += ": "
+            Self.appendTextEscaped(message, quoteSpaces: false, to: &line)
+            Self.forEachKey(of: metadata) { key, value in
+                line += " "
+                Self.appendTextEscaped(key, quoteSpaces: true, to: &line)
+                line += "="
+                Self.appendTextValue(value, to: &line)
             }
         case .json:
-            line += "{\"time\":" + Self.jsonString(Self.timestamp(time)) + ",\"level\":" + Self.jsonString("\(level)")
-            line += ",\"logger\":" + Self.jsonString(label) + ",\"msg\":" + Self.jsonString(message)
-            for key in keys {
-                line += "," + Self.jsonString(key) + ":" + Self.jsonValue(metadata[key]!)
+            line += "{\"time\":\""
+            Self.appendTimestamp(time, to: &line)
+            line += "\",\"level\":"
+            Self.appendJSONString(level.rawValue, to: &line)
+            line += ",\"logger\":"
+            Self.appendJSONString(label, to: &line)
+            line += ",\"msg\":"
+            Self.appendJSONString(message, to: &line)
+            Self.forEachKey(of: metadata) { key, value in
+                line += ","
+                Self.appendJSONString(key, to: &line)
+                line += ":"
+                Self.appendJSONValue(value, to: &line)
             }
             line += "}"
         }
-        return line + "\n"
+        line += "\n"
+        return line
+    }
+
+    /// The well-known keys in `keyOrder`, then any other key, sorted.
+    private static func forEachKey(of metadata: Logger.Metadata, _ body: (String, Logger.MetadataValue) -> Void) {
+        var known = 0
+        for key in Self.keyOrder {
+            if let value = metadata[key] {
+                body(key, value)
+                known += 1
+            }
+        }
+        guard known < metadata.count else { return }
+        for key in metadata.keys.filter({ !Self.keyOrder.contains($0) }).sorted() {
+            body(key, metadata[key]!)
+        }
     }
 
     // MARK: - Text
 
-    private static func textValue(_ value: Logger.MetadataValue) -> String {
+    private static func appendTextValue(_ value: Logger.MetadataValue, to line: inout String) {
         switch value {
-        case .string(let text): return Self.textEscaped(text, quoteSpaces: true)
-        case .stringConvertible(let value): return Self.textEscaped(value.description, quoteSpaces: true)
-        case .array, .dictionary: return Self.textEscaped(value.description, quoteSpaces: true)
+        case .string(let text): Self.appendTextEscaped(text, quoteSpaces: true, to: &line)
+        case .stringConvertible(let value): Self.appendTextEscaped(value.description, quoteSpaces: true, to: &line)
+        case .array, .dictionary: Self.appendTextEscaped(value.description, quoteSpaces: true, to: &line)
+        }
+    }
+
+    /// `textEscaped`, appended; a value that needs neither quotes nor escapes (almost every one) is copied
+    /// after one pass over its bytes.
+    private static func appendTextEscaped(_ text: String, quoteSpaces: Bool, to line: inout String) {
+        let plain = !text.isEmpty && text.utf8.allSatisfy { byte in
+            byte >= 0x20 && byte != 0x7F && byte != UInt8(ascii: "\\") && !(quoteSpaces && (byte == UInt8(ascii: " ") || byte == UInt8(ascii: "=") || byte == UInt8(ascii: "\"")))
+        }
+        if plain || (!quoteSpaces && text.isEmpty) {
+            line += text
+        } else {
+            line += Self.textEscaped(text, quoteSpaces: quoteSpaces)
         }
     }
 
@@ -132,6 +176,26 @@ public struct LogLineHandler: LogHandler {
     }
 
     // MARK: - JSON
+
+    private static func appendJSONValue(_ value: Logger.MetadataValue, to line: inout String) {
+        if case .string(let text) = value {
+            Self.appendJSONString(text, to: &line)
+        } else {
+            line += Self.jsonValue(value)
+        }
+    }
+
+    /// `jsonString`, appended; a string without a quote, backslash or control character is copied as is.
+    private static func appendJSONString(_ text: String, to line: inout String) {
+        let plain = text.utf8.allSatisfy { $0 >= 0x20 && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }
+        if plain {
+            line += "\""
+            line += text
+            line += "\""
+        } else {
+            line += Self.jsonString(text)
+        }
+    }
 
     private static func jsonValue(_ value: Logger.MetadataValue) -> String {
         switch value {
@@ -164,6 +228,38 @@ public struct LogLineHandler: LogHandler {
     }
 
     // MARK: - Time
+
+    /// `timestamp`, appended digit by digit.
+    private static func appendTimestamp(_ secondsSinceEpoch: Double, to line: inout String) {
+        var seconds = time_t(secondsSinceEpoch.rounded(.down))
+        let milliseconds = Int((secondsSinceEpoch - Double(seconds)) * 1000)
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        func digits(_ value: Int, _ count: Int) {
+            var divisor = 1
+            for _ in 1..<count { divisor *= 10 }
+            var rest = value
+            while divisor > 0 {
+                line.unicodeScalars.append(Unicode.Scalar(UInt8(ascii: "0") + UInt8(rest / divisor % 10)))
+                rest %= divisor
+                divisor /= 10
+            }
+        }
+        digits(Int(parts.tm_year) + 1900, 4)
+        line += "-"
+        digits(Int(parts.tm_mon) + 1, 2)
+        line += "-"
+        digits(Int(parts.tm_mday), 2)
+        line += "T"
+        digits(Int(parts.tm_hour), 2)
+        line += ":"
+        digits(Int(parts.tm_min), 2)
+        line += ":"
+        digits(Int(parts.tm_sec), 2)
+        line += "."
+        digits(milliseconds, 3)
+        line += "Z"
+    }
 
     /// `2025-06-01T12:00:00.123Z`.
     static func timestamp(_ secondsSinceEpoch: Double) -> String {
