@@ -154,16 +154,8 @@ struct ExchangeStateMachine {
         var outcome: InferenceEnding.Outcome?
         var reusedConnection = false
         var sawContent = false
-        var requestBodyBytes = 0
-        var responseBodyBytes = 0
         /// The first message of an error Ollama reported inside a 2xx body.
         var streamError: String?
-
-        var ending: InferenceEnding? {
-            self.outcome.map {
-                InferenceEnding(outcome: $0, requestBodyBytes: self.requestBodyBytes, responseBodyBytes: self.responseBodyBytes)
-            }
-        }
 
         /// The request will not complete, for this reason; the first reason (or a usage before it) wins.
         mutating func fail(_ reason: FailureReason) {
@@ -171,26 +163,35 @@ struct ExchangeStateMachine {
         }
     }
 
-    /// What every request reports at its end; the counts and outcome are those of `inference` when there is one.
+    /// What every request reports at its end. The byte counts are kept here for every request; the outcome of
+    /// an inference request is `inference.outcome`.
     private struct RequestProgress {
         /// The final status the client got: Ollama's, or the proxy's 502.
         var status: Int?
+        /// Body bytes sent to Ollama (after the proxy's edit, if any), and forwarded to the client.
         var requestBodyBytes = 0
         var responseBodyBytes = 0
+        /// The outcome of a request without an inference lifecycle.
         var outcome: InferenceEnding.Outcome?
+    }
+
+    /// Request body bytes sent to Ollama so far.
+    var requestBodyBytesSent: Int { self.requestProgress.requestBodyBytes }
+
+    /// How the inference request ended, once it did (`.ended` was emitted).
+    var inferenceEnding: InferenceEnding? {
+        self.inference?.outcome.map {
+            InferenceEnding(
+                outcome: $0, requestBodyBytes: self.requestProgress.requestBodyBytes,
+                responseBodyBytes: self.requestProgress.responseBodyBytes
+            )
+        }
     }
 
     /// How the request ended, once it did (`.requestEnded` was emitted).
     var requestEnding: RequestEnding? {
-        if let inference = self.inference {
-            return inference.ending.map {
-                RequestEnding(
-                    status: self.requestProgress.status, outcome: $0.outcome,
-                    requestBodyBytes: $0.requestBodyBytes, responseBodyBytes: $0.responseBodyBytes
-                )
-            }
-        }
-        return self.requestProgress.outcome.map {
+        let outcome = self.inference != nil ? self.inference!.outcome : self.requestProgress.outcome
+        return outcome.map {
             RequestEnding(
                 status: self.requestProgress.status, outcome: $0,
                 requestBodyBytes: self.requestProgress.requestBodyBytes, responseBodyBytes: self.requestProgress.responseBodyBytes
@@ -628,7 +629,7 @@ struct ExchangeStateMachine {
         var sent = buffered
         sent.writeImmutableBuffer(part)
         var events = self.beginInferenceUnread(endpoint: self.endpoint!)
-        self.inference!.requestBodyBytes = sent.readableBytes
+        self.requestProgress.requestBodyBytes = sent.readableBytes
         let head = self.upstreamHead(bodyLength: nil)
         guard let reused else {
             self.state = .connecting(.streaming(sawBytes: true), outbound: Outbound(head: head, body: sent), isReplay: false)
@@ -642,11 +643,7 @@ struct ExchangeStateMachine {
 
     /// Counts request body bytes sent upstream for the lifecycle.
     private mutating func countSent(_ part: ByteBuffer) {
-        if self.inference != nil {
-            self.inference!.requestBodyBytes += part.readableBytes
-        } else {
-            self.requestProgress.requestBodyBytes += part.readableBytes
-        }
+        self.requestProgress.requestBodyBytes += part.readableBytes
     }
 
     /// The inference body was read whole: its lifecycle begins, and the body goes upstream possibly edited.
@@ -658,8 +655,9 @@ struct ExchangeStateMachine {
             start: InferenceRequestStart(
                 endpoint: endpoint, model: request.model, isStreaming: request.isStreaming, clientHeaders: self.clientHead.headers
             ),
-            request: request, requestBodyBytes: sent.readableBytes
+            request: request
         )
+        self.requestProgress.requestBodyBytes = sent.readableBytes
         return (sent, .began)
     }
 
@@ -695,11 +693,7 @@ struct ExchangeStateMachine {
     }
 
     private mutating func countForwarded(_ bytes: ByteBuffer) {
-        if self.inference != nil {
-            self.inference!.responseBodyBytes += bytes.readableBytes
-        } else {
-            self.requestProgress.responseBodyBytes += bytes.readableBytes
-        }
+        self.requestProgress.responseBodyBytes += bytes.readableBytes
     }
 
     /// The response ended or broke off: the inspector reads what it still held, what was not yet written

@@ -330,7 +330,7 @@ final class ProxyConnectionHandler: ChannelDuplexHandler {
         if events.contains(.responseHead), let status = inference.status { lifecycle.responseHeadReceived(status: status) }
         if events.contains(.firstContent) { lifecycle.firstContentForwarded() }
         if events.contains(.usage), let usage = inference.usage { lifecycle.usageSeen(usage) }
-        if events.contains(.ended), let ending = inference.ending {
+        if events.contains(.ended), let ending = self.exchange?.inferenceEnding {
             lifecycle.ended(ending)
             self.lifecycle = nil
             if let message = inference.streamError {

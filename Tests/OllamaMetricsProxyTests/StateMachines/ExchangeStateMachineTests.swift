@@ -176,7 +176,7 @@ import Testing
         let end = machine.upstreamReceivedEnd(trailers: nil)
         #expect(end == Action(io: .finishResponse(body: nil, trailers: nil, connection: .release, closeClient: false), events: [.ended, .requestEnded]))
         #expect(
-            machine.inference?.ending
+            machine.inferenceEnding
                 == InferenceEnding(outcome: .completed, requestBodyBytes: body.utf8.count, responseBodyBytes: Self.chatAnswer.utf8.count)
         )
     }
@@ -221,7 +221,7 @@ import Testing
         #expect(machine.upstreamHead(of: machine).headers["content-length"] == ["30"], "the client's framing is kept")
         #expect(machine.clientSentBody(Self.bytes("d")) == Action(io: .writeUpstreamBody(Self.bytes("d"))))
         #expect(machine.clientSentEnd(trailers: nil) == Action(io: .endUpstreamRequest(trailers: nil)))
-        #expect(machine.inference?.requestBodyBytes == 14)
+        #expect(machine.requestBodyBytesSent == 14)
     }
 
     @Test func anInferenceBodyTooLargeWhileConnectedIsSentAtOnce() {
@@ -425,7 +425,7 @@ import Testing
         let action = machine.upstreamClosed(reason: "connection reset")
         #expect(action == Action(io: .abortResponse(body: Self.bytes(line)), events: [.ended, .requestEnded]))
         #expect(machine.inference?.outcome == .failed(.upstreamDisconnected))
-        #expect(machine.inference?.responseBodyBytes == line.utf8.count)
+        #expect(machine.inferenceEnding?.responseBodyBytes == line.utf8.count)
     }
 
     @Test func ollamaClosingAfterTheEndChangesNothing() {
