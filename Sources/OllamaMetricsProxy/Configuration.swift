@@ -38,6 +38,23 @@ public struct ProxyConfiguration: Sendable {
     public var threads: Int
     /// A request header whose value labels per-client counters (`--client-header`); nil (the default): none.
     public var clientHeader: String?
+    /// The largest request head forwarded, request line and header lines with their line ends
+    /// (`--max-request-head-size`, default 64 KiB; 1 KiB to 80 KiB, NIO's decoder's own ceiling). A larger one
+    /// is answered `431 Request Header Fields Too Large` and the connection closed.
+    public var maxRequestHeadSize: Int
+    /// The most header fields a request may have (`--max-request-headers`, default 100; 1 to 10,000). More
+    /// are answered `431` and the connection closed.
+    public var maxRequestHeaders: Int
+    /// The most client connections open at once (`--max-connections`, default 10,000; 1 to 1,000,000). A
+    /// connection beyond them is answered `503 Service Unavailable` with `Retry-After: 1` and closed.
+    public var maxConnections: Int
+    /// The bearer token `/metrics` requires (`--metrics-token-file`); nil (the default): open to everyone
+    /// who reaches the metrics port. `/healthz` and `/readyz` never ask for it.
+    public var metricsToken: MetricsToken?
+
+    public static let defaultMaxRequestHeadSize = 64 * 1024
+    public static let defaultMaxRequestHeaders = 100
+    public static let defaultMaxConnections = 10_000
 
     public init(
         listen: ListenAddress = .init(host: nil, port: 11435),
@@ -50,7 +67,11 @@ public struct ProxyConfiguration: Sendable {
         maxIdleUpstreamConnectionsPerThread: Int = 128,
         maxInspectedRequestBody: Int = 32 * 1024 * 1024,
         threads: Int = System.coreCount,
-        clientHeader: String? = nil
+        clientHeader: String? = nil,
+        maxRequestHeadSize: Int = Self.defaultMaxRequestHeadSize,
+        maxRequestHeaders: Int = Self.defaultMaxRequestHeaders,
+        maxConnections: Int = Self.defaultMaxConnections,
+        metricsToken: MetricsToken? = nil
     ) {
         self.listen = listen
         self.metricsListen = metricsListen
@@ -63,6 +84,10 @@ public struct ProxyConfiguration: Sendable {
         self.maxInspectedRequestBody = maxInspectedRequestBody
         self.threads = threads
         self.clientHeader = clientHeader
+        self.maxRequestHeadSize = maxRequestHeadSize
+        self.maxRequestHeaders = maxRequestHeaders
+        self.maxConnections = maxConnections
+        self.metricsToken = metricsToken
     }
 
     /// Throws the first value outside its accepted range, naming the flag (or, for values without one, the
@@ -86,6 +111,17 @@ public struct ProxyConfiguration: Sendable {
             throw ConfigurationError(
                 "invalid maxInspectedRequestBody \(self.maxInspectedRequestBody): expected 1024 to 1073741824 bytes (1 KiB to 1 GiB)"
             )
+        }
+        guard (1024...RequestHeadLimits.decoderCeiling).contains(self.maxRequestHeadSize) else {
+            throw ConfigurationError(
+                "invalid --max-request-head-size \(self.maxRequestHeadSize): expected 1024 to \(RequestHeadLimits.decoderCeiling) bytes (1 KiB to 80 KiB)"
+            )
+        }
+        guard (1...10_000).contains(self.maxRequestHeaders) else {
+            throw ConfigurationError("invalid --max-request-headers \(self.maxRequestHeaders): expected 1 to 10000")
+        }
+        guard (1...1_000_000).contains(self.maxConnections) else {
+            throw ConfigurationError("invalid --max-connections \(self.maxConnections): expected 1 to 1000000")
         }
         if let clientHeader = self.clientHeader {
             _ = try Self.clientHeaderName(clientHeader)

@@ -49,6 +49,22 @@ struct OllamaMetricsProxyCommand: AsyncParsableCommand {
             help: "Request header whose value labels per-client counters (credential headers are hashed). (default: off; env: OLLAMA_METRICS_PROXY_CLIENT_HEADER)")
     var clientHeader: String?
 
+    @Option(name: [.customLong("max-connections"), .customLong("max-connections", withSingleDash: true)],
+            help: "Client connections open at once; more are answered 503 and closed. (default: 10000, or what the open-file limit allows; env: OLLAMA_METRICS_PROXY_MAX_CONNECTIONS)")
+    var maxConnections: String?
+
+    @Option(name: [.customLong("max-request-head-size"), .customLong("max-request-head-size", withSingleDash: true)],
+            help: "Largest request head in bytes, 1024 to 81920; larger ones are answered 431. (default: 65536; env: OLLAMA_METRICS_PROXY_MAX_REQUEST_HEAD_SIZE)")
+    var maxRequestHeadSize: String?
+
+    @Option(name: [.customLong("max-request-headers"), .customLong("max-request-headers", withSingleDash: true)],
+            help: "Most header fields in a request; more are answered 431. (default: 100; env: OLLAMA_METRICS_PROXY_MAX_REQUEST_HEADERS)")
+    var maxRequestHeaders: String?
+
+    @Option(name: [.customLong("metrics-token-file"), .customLong("metrics-token-file", withSingleDash: true)],
+            help: "File holding a token that /metrics then requires as 'Authorization: Bearer <token>'. (default: none, /metrics open; env: OLLAMA_METRICS_PROXY_METRICS_TOKEN_FILE)")
+    var metricsTokenFile: String?
+
     @Option(name: [.customLong("log-level"), .customLong("log-level", withSingleDash: true)],
             help: "Log level: trace, debug, info, notice, warning, error or critical. (default: info; env: OLLAMA_METRICS_PROXY_LOG_LEVEL)")
     var logLevel: String?
@@ -67,6 +83,7 @@ struct OllamaMetricsProxyCommand: AsyncParsableCommand {
         let format: LogFormat
         let accessLog: Bool
         var settings = Settings(environment: Settings.processEnvironment())
+        let openFileLimit = FileDescriptorLimit.raise()
         do {
             let listen = settings.resolve(self.listen, flag: "listen", default: ":11435")
             let metricsListen = settings.resolve(self.metricsListen, flag: "metrics-listen", default: ":9836")
@@ -74,6 +91,18 @@ struct OllamaMetricsProxyCommand: AsyncParsableCommand {
             let maxModels = settings.resolve(self.maxModels, flag: "max-models", default: "100")
             let threads = settings.resolve(self.threads, flag: "threads", default: String(System.coreCount))
             let clientHeader = settings.resolveOptional(self.clientHeader, flag: "client-header")
+            // Without a value, as many as the open-file limit allows, up to the default.
+            let maxConnections = settings.resolve(
+                self.maxConnections, flag: "max-connections",
+                default: String(min(ProxyConfiguration.defaultMaxConnections, FileDescriptorLimit.connections(within: openFileLimit)))
+            )
+            let maxRequestHeadSize = settings.resolve(
+                self.maxRequestHeadSize, flag: "max-request-head-size", default: String(ProxyConfiguration.defaultMaxRequestHeadSize)
+            )
+            let maxRequestHeaders = settings.resolve(
+                self.maxRequestHeaders, flag: "max-request-headers", default: String(ProxyConfiguration.defaultMaxRequestHeaders)
+            )
+            let metricsTokenFile = settings.resolveOptional(self.metricsTokenFile, flag: "metrics-token-file")
             let logLevel = settings.resolve(self.logLevel, flag: "log-level", default: "info")
             let logFormat = settings.resolve(self.logFormat, flag: "log-format", default: "text")
             let accessLogSetting = settings.resolve(self.accessLog.map { $0 ? "true" : "false" }, flag: "access-log", default: "true")
@@ -84,7 +113,11 @@ struct OllamaMetricsProxyCommand: AsyncParsableCommand {
                 upstream: try settings.parse(ollamaURL, UpstreamURL.init(parsing:)),
                 maxModelLabels: try settings.integer(maxModels),
                 threads: try settings.integer(threads),
-                clientHeader: try clientHeader.map { try settings.parse($0, ProxyConfiguration.clientHeaderName) }
+                clientHeader: try clientHeader.map { try settings.parse($0, ProxyConfiguration.clientHeaderName) },
+                maxRequestHeadSize: try settings.integer(maxRequestHeadSize),
+                maxRequestHeaders: try settings.integer(maxRequestHeaders),
+                maxConnections: try settings.integer(maxConnections),
+                metricsToken: try metricsTokenFile.map { try settings.parse($0, Self.readMetricsToken) }
             )
             // The log settings configure logging, not the proxy: they are the command's to parse.
             level = try settings.parse(logLevel) { text in
@@ -105,6 +138,7 @@ struct OllamaMetricsProxyCommand: AsyncParsableCommand {
             LogLineHandler(label: label, format: format, level: level)
         }
         let logger = Logger(label: "ollama-metrics-proxy")
+        FileDescriptorLimit.warnIfTooLow(openFileLimit, forMaxConnections: configuration.maxConnections, logger: logger)
         let server = ProxyServer(
             configuration: configuration, logger: logger,
             accessLogger: accessLog ? Logger(label: ProxyServer.accessLogLabel) : nil
@@ -121,6 +155,30 @@ struct OllamaMetricsProxyCommand: AsyncParsableCommand {
         } catch {
             Self.fail("\(error)")
         }
+    }
+
+    /// The token in the file at `path`, read once, now: a file that cannot be read stops the start.
+    static func readMetricsToken(_ path: String) throws -> MetricsToken {
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else {
+            throw ConfigurationError(description: "cannot read --metrics-token-file '\(path)': \(String(cString: strerror(errno)))")
+        }
+        defer { close(descriptor) }
+        var contents: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw ConfigurationError(description: "cannot read --metrics-token-file '\(path)': \(String(cString: strerror(errno)))")
+            }
+            if count == 0 { break }
+            contents += chunk[..<count]
+            guard contents.count <= 4096 else {
+                throw ConfigurationError(description: "invalid --metrics-token-file '\(path)': larger than 4 KiB, not a token")
+            }
+        }
+        return try MetricsToken(fileContents: contents, path: path)
     }
 
     /// One clear line on stderr and a non-zero exit: no stack trace, no usage dump.

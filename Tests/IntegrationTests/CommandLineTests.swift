@@ -95,6 +95,10 @@ import Testing
         (["-threads=2000"], "invalid --threads 2000: expected 1 to 1024"),
         (["--client-header", "X User"], "invalid --client-header 'X User'"),
         (["--threads", "x"], "invalid --threads 'x': expected a whole number"),
+        (["--max-connections", "0"], "invalid --max-connections 0: expected 1 to 1000000"),
+        (["--max-request-head-size", "100"], "invalid --max-request-head-size 100: expected 1024 to 81920 bytes"),
+        (["--max-request-headers", "0"], "invalid --max-request-headers 0: expected 1 to 10000"),
+        (["--metrics-token-file", "/nonexistent/token"], "cannot read --metrics-token-file '/nonexistent/token': No such file or directory"),
     ])
     func badFlagsGiveOneClearLineAndExitOne(arguments: [String], message: String) async throws {
         let proxy = try RunningProxy(arguments)
@@ -144,7 +148,8 @@ extension CommandLineInterface {
         let help = try RunningProxy(["--help"])
         #expect(await help.waitForExit() == 0)
         let text = help.log.replacing("\n", with: " ").split(separator: " ", omittingEmptySubsequences: true).joined(separator: " ")
-        for name in ["LISTEN", "METRICS_LISTEN", "OLLAMA_URL", "MAX_MODELS", "THREADS", "CLIENT_HEADER", "LOG_LEVEL", "LOG_FORMAT", "ACCESS_LOG"] {
+        for name in ["LISTEN", "METRICS_LISTEN", "OLLAMA_URL", "MAX_MODELS", "THREADS", "CLIENT_HEADER", "LOG_LEVEL", "LOG_FORMAT", "ACCESS_LOG",
+                     "MAX_CONNECTIONS", "MAX_REQUEST_HEAD_SIZE", "MAX_REQUEST_HEADERS", "METRICS_TOKEN_FILE"] {
             #expect(text.contains("OLLAMA_METRICS_PROXY_\(name)"), "\(name) in \(help.log)")
         }
     }
@@ -160,6 +165,8 @@ extension CommandLineInterface {
         ("LOG_LEVEL", "loud", "invalid OLLAMA_METRICS_PROXY_LOG_LEVEL 'loud'"),
         ("LOG_FORMAT", "xml", "invalid OLLAMA_METRICS_PROXY_LOG_FORMAT 'xml': expected text or json"),
         ("ACCESS_LOG", "maybe", "invalid OLLAMA_METRICS_PROXY_ACCESS_LOG 'maybe': expected true or false"),
+        ("MAX_CONNECTIONS", "-1", "invalid OLLAMA_METRICS_PROXY_MAX_CONNECTIONS -1: expected 1 to 1000000"),
+        ("METRICS_TOKEN_FILE", "/nonexistent/t", "cannot read OLLAMA_METRICS_PROXY_METRICS_TOKEN_FILE '/nonexistent/t'"),
     ])
     func badEnvironmentValuesGiveOneLineNamingTheVariable(name: String, value: String, message: String) async throws {
         let proxy = try RunningProxy([], environment: ["OLLAMA_METRICS_PROXY_\(name)": value])
@@ -237,3 +244,34 @@ struct ServerBootstrapHolder: Sendable {
 }
 
 import NIOPosix
+
+extension CommandLineInterface {
+    @Test func theMetricsTokenFileIsReadAtStartAndGuardsMetrics() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("omp-token-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let file = directory.appendingPathComponent("token")
+
+        try Data().write(to: file)
+        let empty = try RunningProxy(["--metrics-token-file", file.path, "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
+        #expect(await empty.waitForExit() == 1)
+        #expect(empty.log == "ollama-metrics-proxy: invalid --metrics-token-file '\(file.path)': the file is empty; put the token on its one line\n")
+
+        try Data("tok-123\n".utf8).write(to: file)
+        try await ProxyHarness.with { harness in
+            let proxy = try RunningProxy([
+                "--metrics-token-file", file.path, "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
+                "--ollama-url", "http://127.0.0.1:\(harness.simulator.port)",
+            ])
+            let port = try #require(await proxy.waitForPort(after: "serving Prometheus metrics on "), "\(proxy.log)")
+            let address = try SocketAddress(ipAddress: "127.0.0.1", port: port)
+            // The file is read once: changing it later changes nothing.
+            try Data("other\n".utf8).write(to: file)
+            #expect(try await httpRequest(address, .GET, "/metrics").status == 401)
+            #expect(try await httpRequest(address, .GET, "/metrics", headers: [("Authorization", "Bearer other")]).status == 401)
+            #expect(try await httpRequest(address, .GET, "/metrics", headers: [("Authorization", "Bearer tok-123")]).status == 200)
+            #expect(try await httpRequest(address, .GET, "/healthz").status == 200)
+            #expect(await proxy.stop() == 0, "\(proxy.log)")
+        }
+    }
+}

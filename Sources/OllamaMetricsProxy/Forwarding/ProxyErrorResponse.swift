@@ -1,12 +1,19 @@
 import NIOCore
 import NIOHTTP1
 
-/// The answer the proxy gives itself when Ollama cannot be reached: 502 with a short JSON error in the
+/// The answers the proxy gives itself (Ollama unreachable, a request refused): a short JSON error in the
 /// shape of the dialect the client called, so its SDK can show the message.
 enum ProxyErrorResponse {
     static func badGateway(message: String, endpoint: InferenceEndpoint?)
         -> (HTTPResponseHead, ByteBuffer)
     {
+        self.make(.badGateway, message: message, endpoint: endpoint)
+    }
+
+    /// - Parameter extraHeaders: Added after the framing headers (`Connection: close`, `Retry-After`).
+    static func make(
+        _ status: HTTPResponseStatus, message: String, endpoint: InferenceEndpoint?, extraHeaders: [(String, String)] = []
+    ) -> (HTTPResponseHead, ByteBuffer) {
         let escaped = self.jsonEscaped(message)
         let body: String
         switch endpoint?.dialect {
@@ -21,7 +28,8 @@ enum ProxyErrorResponse {
         var headers = HTTPHeaders()
         headers.add(name: "Content-Type", value: "application/json; charset=utf-8")
         headers.add(name: "Content-Length", value: String(buffer.readableBytes))
-        return (HTTPResponseHead(version: .http1_1, status: .badGateway, headers: headers), buffer)
+        for (name, value) in extraHeaders { headers.add(name: name, value: value) }
+        return (HTTPResponseHead(version: .http1_1, status: status, headers: headers), buffer)
     }
 
     static func jsonEscaped(_ text: String) -> String {

@@ -3,7 +3,8 @@ import NIOHTTP1
 
 /// Serves the metrics listener: `GET /metrics` in the Prometheus text format 0.0.4, `GET /healthz` (the
 /// process serves: always 200) and `GET /readyz` (200 when Ollama answers, else 503 with the reason in one
-/// line); `HEAD` on each; 404 elsewhere.
+/// line); `HEAD` on each; 404 elsewhere. With a `MetricsToken`, `/metrics` answers 401 unless the request
+/// carries it as `Authorization: Bearer <token>`; the health endpoints stay open, for probes.
 ///
 /// A scrape and `/readyz` ask Ollama for its status first (`OllamaStatusProbe`: cached, and never longer
 /// than its timeout), so answers may be late: requests pipelined meanwhile wait their turn, answered in order.
@@ -15,13 +16,21 @@ final class MetricsRequestHandler: ChannelInboundHandler {
 
     private let metrics: ProxyMetrics
     private let ollama: OllamaStatusProbe?
+    private let token: MetricsToken?
     private var head: HTTPRequestHead?
     /// Requests read whole and not answered yet, oldest first; the first is being answered.
     private var waiting: [HTTPRequestHead] = []
 
-    init(metrics: ProxyMetrics, ollama: OllamaStatusProbe?) {
+    init(metrics: ProxyMetrics, ollama: OllamaStatusProbe?, token: MetricsToken? = nil) {
         self.metrics = metrics
         self.ollama = ollama
+        self.token = token
+    }
+
+    /// Whether `head` may see what it asks for: everything but `/metrics` is open.
+    private func isAuthorized(_ head: HTTPRequestHead, path: Substring) -> Bool {
+        guard let token = self.token, path == "/metrics" else { return true }
+        return token.authorizes(head.headers.first(name: "authorization"))
     }
 
 
@@ -44,6 +53,7 @@ final class MetricsRequestHandler: ChannelInboundHandler {
         guard let head = self.waiting.first else { return }
         let path = UpstreamRequestHead.path(of: head.uri)
         let asksOllama = (path == "/metrics" || path == "/readyz") && (head.method == .GET || head.method == .HEAD)
+            && self.isAuthorized(head, path: path)
         guard asksOllama, let ollama = self.ollama else {
             self.respond(to: head, ollama: nil, context: context)
             return
@@ -62,7 +72,13 @@ final class MetricsRequestHandler: ChannelInboundHandler {
         var status = HTTPResponseStatus.ok
         var contentType = "text/plain; charset=utf-8"
         let body: ByteBuffer
+        let authorized = self.isAuthorized(head, path: path)
         switch (path, head.method) {
+        case ("/metrics", .GET) where !authorized, ("/metrics", .HEAD) where !authorized:
+            status = .unauthorized
+            body = context.channel.allocator.buffer(
+                string: "401 unauthorized: /metrics needs the header Authorization: Bearer <token> (--metrics-token-file)\n"
+            )
         case ("/metrics", .GET), ("/metrics", .HEAD):
             contentType = Self.contentType
             var exposition = self.metrics.exposition()
@@ -94,6 +110,7 @@ final class MetricsRequestHandler: ChannelInboundHandler {
         headers.add(name: "Content-Length", value: String(body.readableBytes))
         if path != "/metrics" { headers.add(name: "Cache-Control", value: "no-store") }
         if status == .methodNotAllowed { headers.add(name: "Allow", value: "GET, HEAD") }
+        if status == .unauthorized { headers.add(name: "WWW-Authenticate", value: #"Bearer realm="ollama-metrics-proxy""#) }
         context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))), promise: nil)
         if head.method != .HEAD {
             context.write(self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)

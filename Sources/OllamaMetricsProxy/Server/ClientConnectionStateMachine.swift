@@ -19,8 +19,9 @@ struct ClientConnectionStateMachine {
         case forwardEnd(HTTPHeaders?)
         /// Waiting for the next request: the idle timer must run.
         case awaitNextRequest
-        /// Bytes that are not HTTP, with nothing left to answer before them: 400, then close.
-        case respondBadRequestAndClose
+        /// Input the proxy answers itself (not HTTP, a head over a limit), with nothing left to answer before
+        /// it: the refusal's response, then close.
+        case refuseAndClose(ClientRefusal)
         /// Flush what was written and close.
         case close
     }
@@ -39,8 +40,9 @@ struct ClientConnectionStateMachine {
         case head(HTTPRequestHead)
         case body(ByteBuffer)
         case end(HTTPHeaders?)
-        /// The bytes after the parts before it are not HTTP: answered with 400 when their turn comes.
-        case malformed
+        /// The input after the parts before it is refused (not HTTP, a head over a limit): answered when its
+        /// turn comes, and the connection closed.
+        case refused(ClientRefusal)
     }
 
     private enum State {
@@ -148,17 +150,23 @@ struct ClientConnectionStateMachine {
 
     /// NIO's decoder met bytes that are not HTTP. It stops decoding there, so nothing follows them.
     mutating func receivedMalformedInput() -> Action {
-        if self.pipelined.last == .malformed { return .none }  // reported already
+        self.receivedUnanswerable(.malformedRequest)
+    }
+
+    /// Input the proxy refuses instead of forwarding: bytes that are not HTTP, or a request head over a
+    /// limit (in place of `receivedHead`). Nothing after it on the connection is answered.
+    mutating func receivedUnanswerable(_ refusal: ClientRefusal) -> Action {
+        if case .refused = self.pipelined.last { return .none }  // refused already
         switch self.state {
         case .idle:
             self.state = .closed
-            return .respondBadRequestAndClose
+            return .refuseAndClose(refusal)
         case .active(requestComplete: true, _):
             // After a complete request: that one is still answered, then the connection closes.
-            self.pipelined.append(.malformed)
+            self.pipelined.append(.refused(refusal))
             return .none
         case .active(requestComplete: false, _) where !self.pipelined.isEmpty:
-            self.pipelined.append(.malformed)
+            self.pipelined.append(.refused(refusal))
             return .none
         case .active(requestComplete: false, _), .draining:
             // Inside a request body: that request cannot be completed.
@@ -212,7 +220,7 @@ struct ClientConnectionStateMachine {
             self.state = .active(requestComplete: false, closeAfterResponse: false)
             self.exchangeHoldsReads = false
             return .startExchange(head)
-        case (.head, .active(requestComplete: true, _)), (.malformed, .active(requestComplete: true, _)):
+        case (.head, .active(requestComplete: true, _)), (.refused, .active(requestComplete: true, _)):
             return nil  // its turn comes after this response
         case (.body(let part), .active(requestComplete: false, _)):
             self.pipelined.removeFirst()
@@ -228,10 +236,10 @@ struct ClientConnectionStateMachine {
             self.pipelined.removeFirst()
             self.state = .idle(since: now)
             return .awaitNextRequest
-        case (.malformed, .idle):
+        case (.refused(let refusal), .idle):
             self.close()
-            return .respondBadRequestAndClose
-        case (.malformed, .active(requestComplete: false, _)), (.malformed, .draining):
+            return .refuseAndClose(refusal)
+        case (.refused, .active(requestComplete: false, _)), (.refused, .draining):
             // Inside the body of a queued request: that request cannot be completed. What was answered
             // before it is flushed first.
             self.close()

@@ -1,27 +1,48 @@
 import NIOConcurrencyHelpers
 import NIOCore
+import Prometheus
 
-/// Knows every open client connection, so that shutdown can ask each to finish its current response and
-/// close (`ProxyConnectionHandler` does that on `ChannelShouldQuiesceEvent`), then wait for them.
+/// Knows every open client connection: it admits new ones up to `--max-connections`, keeps the gauge of
+/// open connections, and lets shutdown ask each to finish its current response and close
+/// (`ProxyConnectionHandler` does that on `ChannelShouldQuiesceEvent`), then wait for them.
 final class ClientConnectionTracker: Sendable {
     private struct State {
         var channels: [ObjectIdentifier: Channel] = [:]
         var drained: [CheckedContinuation<Void, Never>] = []
     }
     private let state = NIOLockedValueBox(State())
+    private let limit: Int
+    private let gauge: Gauge?
 
-    func track(_ channel: Channel) {
+    /// - Parameter gauge: Set to the number of open connections on every change.
+    init(limit: Int = .max, gauge: Gauge? = nil) {
+        self.limit = limit
+        self.gauge = gauge
+    }
+
+    /// Tracks `channel` until it closes, unless `limit` connections are open already: then false, and the
+    /// caller refuses it.
+    func admit(_ channel: Channel) -> Bool {
         let id = ObjectIdentifier(channel)
-        self.state.withLockedValue { $0.channels[id] = channel }
+        let open = self.state.withLockedValue { state -> Int? in
+            guard state.channels.count < self.limit else { return nil }
+            state.channels[id] = channel
+            return state.channels.count
+        }
+        guard let open else { return false }
+        self.gauge?.set(Int64(open))
         channel.closeFuture.whenComplete { _ in
-            let waiters = self.state.withLockedValue { state -> [CheckedContinuation<Void, Never>] in
+            let (waiters, open) = self.state.withLockedValue { state -> ([CheckedContinuation<Void, Never>], Int) in
                 state.channels[id] = nil
-                guard state.channels.isEmpty else { return [] }
+                let open = state.channels.count
+                guard state.channels.isEmpty else { return ([], open) }
                 defer { state.drained.removeAll() }
-                return state.drained
+                return (state.drained, open)
             }
+            self.gauge?.set(Int64(open))
             for waiter in waiters { waiter.resume() }
         }
+        return true
     }
 
     /// Asks every connection to close after its in-flight response and waits up to `timeout` for all of

@@ -11,6 +11,11 @@ struct ProxySharedState: Sendable {
     let logger: Logger
     let requestHeadTimeout: TimeAmount
     let maxInspectedRequestBody: Int
+    var headLimits = RequestHeadLimits(
+        maxBytes: ProxyConfiguration.defaultMaxRequestHeadSize, maxHeaderCount: ProxyConfiguration.defaultMaxRequestHeaders
+    )
+    /// Counts and logs requests the proxy refuses itself; nil: not counted.
+    var refusals: RefusalReporter? = nil
 }
 
 /// One client connection and the exchange it is answering. It only translates NIO's events into calls on
@@ -68,7 +73,11 @@ final class ProxyConnectionHandler: ChannelDuplexHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch self.unwrapInboundIn(data) {
         case .head(let head):
-            self.perform(self.connection.receivedHead(head))
+            if let refusal = self.shared.headLimits.refusal(for: head) {
+                self.perform(self.connection.receivedUnanswerable(refusal))
+            } else {
+                self.perform(self.connection.receivedHead(head))
+            }
         case .body(let part):
             self.perform(self.connection.receivedBody(part))
         case .end(let trailers):
@@ -101,9 +110,15 @@ final class ProxyConnectionHandler: ChannelDuplexHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        if error is HTTPParserError {
-            // Bytes that are not HTTP.
-            self.perform(self.connection.receivedMalformedInput())
+        if let error = error as? HTTPParserError {
+            if error == .headerOverflow {
+                // Over NIO's own ceiling, so over ours too.
+                let limit = self.shared.headLimits.maxBytes
+                self.perform(self.connection.receivedUnanswerable(.requestHeadTooLarge(limit: limit, endpoint: nil)))
+            } else {
+                // Bytes that are not HTTP.
+                self.perform(self.connection.receivedMalformedInput())
+            }
         } else {
             // A reset connection, mostly: it ends the connection, and the exchange learns of it.
             self.perform(self.connection.failed())
@@ -139,10 +154,11 @@ final class ProxyConnectionHandler: ChannelDuplexHandler {
             self.perform(self.exchange!.clientSentEnd(trailers: trailers))
         case .awaitNextRequest:
             self.startIdleTimer()
-        case .respondBadRequestAndClose:
-            // NIO's answer to bytes that are not HTTP.
-            let headers = HTTPHeaders([("Connection", "close"), ("Content-Length", "0")])
-            context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .badRequest, headers: headers))), promise: nil)
+        case .refuseAndClose(let refusal):
+            self.shared.refusals?.refused(refusal, clientAddress: self.clientAddress(context: context), on: context.eventLoop)
+            let (head, body) = refusal.response
+            context.write(self.wrapOutboundOut(.head(head)), promise: nil)
+            if let body { context.write(self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
             context.writeAndFlush(self.wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
                 context.close(promise: nil)
             }

@@ -22,6 +22,7 @@ public final class ProxyServer: Sendable {
     private let ownsGroup: Bool
     private let pools: UpstreamConnectionPools
     private let connections: ClientConnectionTracker
+    private let refusals: RefusalReporter
     private let channels: NIOLockedValueBox<(proxy: Channel, metrics: Channel)?>
     private let ollamaStatusTimeout: Duration
 
@@ -62,7 +63,8 @@ public final class ProxyServer: Sendable {
         self.ownsGroup = group == nil
         self.group = group ?? MultiThreadedEventLoopGroup(numberOfThreads: configuration.threads)
         self.pools = UpstreamConnectionPools(group: self.group, configuration: configuration)
-        self.connections = ClientConnectionTracker()
+        self.refusals = RefusalReporter(registry: self.metrics.registry, logger: logger)
+        self.connections = ClientConnectionTracker(limit: configuration.maxConnections, gauge: self.refusals.openConnections)
         self.channels = NIOLockedValueBox(nil)
     }
 
@@ -77,10 +79,16 @@ public final class ProxyServer: Sendable {
             requestObserver: self.accessLogger.map { AccessLogRecorder(logger: $0) },
             logger: self.logger,
             requestHeadTimeout: TimeAmount(self.configuration.requestHeadTimeout),
-            maxInspectedRequestBody: self.configuration.maxInspectedRequestBody
+            maxInspectedRequestBody: self.configuration.maxInspectedRequestBody,
+            headLimits: RequestHeadLimits(
+                maxBytes: self.configuration.maxRequestHeadSize, maxHeaderCount: self.configuration.maxRequestHeaders
+            ),
+            refusals: self.refusals
         )
         let pools = self.pools
         let connections = self.connections
+        let refusals = self.refusals
+        let tooManyConnections = ClientRefusal.tooManyConnections(limit: self.configuration.maxConnections)
         let proxyBootstrap = ServerBootstrap(group: self.group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -88,6 +96,11 @@ public final class ProxyServer: Sendable {
             .childChannelOption(.maxMessagesPerRead, value: 16)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    guard connections.admit(channel) else {
+                        refusals.refused(tooManyConnections, clientAddress: channel.remoteAddress?.ipAddress, on: channel.eventLoop)
+                        try channel.pipeline.syncOperations.addHandler(ConnectionLimitResponder(refusal: tooManyConnections))
+                        return
+                    }
                     // Framing headers are forwarded as Ollama wrote them (NIO would re-case them).
                     var encoder = HTTPResponseEncoder.Configuration()
                     encoder.automaticallySetFramingHeaders = false
@@ -101,12 +114,12 @@ public final class ProxyServer: Sendable {
                     try channel.pipeline.syncOperations.addHandler(
                         ProxyConnectionHandler(shared: shared, upstream: pools.pool(for: channel.eventLoop))
                     )
-                    connections.track(channel)
                 }
             }
         let proxyChannel = try await Self.bind(proxyBootstrap, to: self.configuration.listen, role: "--listen")
 
         let metrics = self.metrics
+        let metricsToken = self.configuration.metricsToken
         let ollama = OllamaStatusProbe(
             upstream: self.configuration.upstream, group: self.group, timeout: TimeAmount(self.ollamaStatusTimeout)
         )
@@ -116,7 +129,9 @@ public final class ProxyServer: Sendable {
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                    try channel.pipeline.syncOperations.addHandler(MetricsRequestHandler(metrics: metrics, ollama: ollama))
+                    try channel.pipeline.syncOperations.addHandler(
+                        MetricsRequestHandler(metrics: metrics, ollama: ollama, token: metricsToken)
+                    )
                 }
             }
         let metricsChannel: Channel

@@ -21,7 +21,8 @@ public struct ProxyService: Service {
         self.logger.info(
             "ollama-metrics-proxy \(ProxyVersion.current) listening on \(listen), forwarding to \(configuration.upstream)"
         )
-        self.logger.info("serving Prometheus metrics on \(metricsListen) at /metrics")
+        let access = configuration.metricsToken == nil ? "" : " (bearer token required)"
+        self.logger.info("serving Prometheus metrics on \(metricsListen) at /metrics\(access)")
         try? await gracefulShutdown()
         self.logger.info("shutting down: draining in-flight requests")
         await self.server.shutdown()

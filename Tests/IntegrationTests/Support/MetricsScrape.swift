@@ -70,9 +70,9 @@ struct MetricsScrape: Sendable {
     }
 
     /// The samples of the registry's families: those requests move, without the ones computed at scrape time
-    /// (Ollama's status, the build, the process).
+    /// (Ollama's status, the build, the process) and the proxy's own (refusals, open connections).
     var requestSamples: [Sample] {
-        let scrapeTime = ["ollama_up", "ollama_version_info", "ollama_loaded_model_", "ollama_metrics_proxy_build_info", "process_"]
+        let scrapeTime = ["ollama_up", "ollama_version_info", "ollama_loaded_model_", "ollama_metrics_proxy_", "process_"]
         return self.samples.filter { sample in !scrapeTime.contains { sample.name.hasPrefix($0) } }
     }
 

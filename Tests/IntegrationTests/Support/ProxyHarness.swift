@@ -24,11 +24,12 @@ struct ProxyHarness: Sendable {
         // Longer than the proxy's one second, so that tests expecting `ollama_up 1` hold on a loaded machine.
         ollamaStatusTimeout: Duration = .seconds(5),
         accessLog: CapturedLog? = nil,
+        configure: @Sendable (inout ProxyConfiguration) -> Void = { _ in },
         _ body: @Sendable (ProxyHarness) async throws -> T
     ) async throws -> T {
         let simulator = try await OllamaSimulator.start(host: "127.0.0.1", port: 0)
         let upstream = try UpstreamURL(parsing: upstreamURL ?? "http://127.0.0.1:\(simulator.port)\(upstreamBasePath)")
-        let configuration = ProxyConfiguration(
+        var configuration = ProxyConfiguration(
             listen: ListenAddress(host: "127.0.0.1", port: 0),
             metricsListen: ListenAddress(host: "127.0.0.1", port: 0),
             upstream: upstream,
@@ -38,6 +39,7 @@ struct ProxyHarness: Sendable {
             threads: 2,
             clientHeader: clientHeader
         )
+        configure(&configuration)
         var logger = Logger(label: "test-proxy")
         logger.logLevel = .critical
         let proxy = ProxyServer(

@@ -92,7 +92,7 @@ import Testing
 
     @Test func malformedInputWithNothingToAnswerIsA400() {
         var machine = Machine(now: Self.t0)
-        #expect(machine.receivedMalformedInput() == .respondBadRequestAndClose)
+        #expect(machine.receivedMalformedInput() == .refuseAndClose(.malformedRequest))
         #expect(machine.isClosed)
         #expect(machine.receivedMalformedInput() == .none)
     }
@@ -104,7 +104,7 @@ import Testing
         #expect(machine.receivedMalformedInput() == .none)
         #expect(machine.receivedMalformedInput() == .none, "reported once")
         #expect(machine.responseEnded(closeConnection: false, now: Self.t0) == .awaitNextRequest)
-        #expect(Self.pipelined(&machine) == [.respondBadRequestAndClose])
+        #expect(Self.pipelined(&machine) == [.refuseAndClose(.malformedRequest)])
         #expect(machine.isClosed)
     }
 
@@ -124,6 +124,31 @@ import Testing
         #expect(machine.receivedMalformedInput() == .none)
         #expect(machine.responseEnded(closeConnection: false, now: Self.t0) == .awaitNextRequest)
         #expect(Self.pipelined(&machine) == [.startExchange(Self.head("/2", .POST)), .forwardBody(Self.bytes("part")), .close])
+    }
+
+    @Test func aHeadOverALimitWhileIdleIsRefusedAndWhatFollowsIsIgnored() {
+        var machine = Machine(now: Self.t0)
+        let refusal = ClientRefusal.tooManyHeaders(limit: 3, endpoint: .chat)
+        #expect(machine.receivedUnanswerable(refusal) == .refuseAndClose(refusal))
+        #expect(machine.isClosed)
+        #expect(machine.receivedBody(Self.bytes("its body")) == .none)
+        #expect(machine.receivedEnd(nil, now: Self.t0) == .none)
+        #expect(machine.receivedHead(Self.head()) == .none)
+    }
+
+    @Test func aPipelinedHeadOverALimitIsRefusedInItsTurnWithItsBodyDropped() {
+        var machine = Machine(now: Self.t0)
+        let refusal = ClientRefusal.requestHeadTooLarge(limit: 1024, endpoint: nil)
+        _ = machine.receivedHead(Self.head("/1"))
+        _ = machine.receivedEnd(nil, now: Self.t0)
+        #expect(machine.receivedUnanswerable(refusal) == .none)
+        #expect(machine.receivedBody(Self.bytes("dropped")) == .none)
+        #expect(machine.receivedEnd(nil, now: Self.t0) == .none)
+        #expect(machine.receivedHead(Self.head("/3")) == .none)
+        #expect(machine.readRequested() == false, "reads wait while something is queued")
+        #expect(machine.responseEnded(closeConnection: false, now: Self.t0) == .awaitNextRequest)
+        #expect(Self.pipelined(&machine) == [.refuseAndClose(refusal)])
+        #expect(machine.isClosed)
     }
 
     @Test func shutdownWhileIdleClosesAtOnce() {
