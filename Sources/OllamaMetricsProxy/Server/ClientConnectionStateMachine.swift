@@ -49,7 +49,8 @@ struct ClientConnectionStateMachine {
         /// Waiting for a request head since `since`; the idle timer runs.
         case idle(since: NIODeadline)
         /// A request is being answered. `requestComplete`: the client sent its end. `closeAfterResponse`:
-        /// shutdown asked the connection to close once this response ended.
+        /// shutdown asked the connection to close once this response ended; what the client sends after
+        /// this request is read and dropped.
         case active(requestComplete: Bool, closeAfterResponse: Bool)
         /// The response ended before its request (Ollama answered early): the rest of the request body is
         /// read and dropped, so the connection can carry the next request.
@@ -99,7 +100,9 @@ struct ClientConnectionStateMachine {
             self.state = .active(requestComplete: false, closeAfterResponse: false)
             self.exchangeHoldsReads = false
             return .startExchange(head)
-        case .active(requestComplete: true, _):
+        case .active(requestComplete: true, closeAfterResponse: true):
+            return .none  // shutting down: nothing new starts
+        case .active(requestComplete: true, closeAfterResponse: false):
             // Pipelined behind a response still streaming: it waits, and reading stops until its turn.
             self.pipelined.append(.head(head))
             return .none
@@ -119,9 +122,10 @@ struct ClientConnectionStateMachine {
         switch self.state {
         case .active(requestComplete: false, _):
             return .forwardBody(part)
-        case .draining:
+        case .draining, .active(requestComplete: true, closeAfterResponse: true):
+            // The rest of a request answered early, or of one that shutdown dropped from the queue.
             return .none
-        case .idle, .active(requestComplete: true, _):
+        case .idle, .active(requestComplete: true, closeAfterResponse: false):
             preconditionFailure("request body without a request head (state \(self.state))")
         case .closed:
             return .none
@@ -141,7 +145,9 @@ struct ClientConnectionStateMachine {
         case .draining:
             self.state = .idle(since: now)
             return .awaitNextRequest
-        case .idle, .active(requestComplete: true, _):
+        case .active(requestComplete: true, closeAfterResponse: true):
+            return .none  // of a request that shutdown dropped from the queue
+        case .idle, .active(requestComplete: true, closeAfterResponse: false):
             preconditionFailure("request end without a request head (state \(self.state))")
         case .closed:
             return .none
