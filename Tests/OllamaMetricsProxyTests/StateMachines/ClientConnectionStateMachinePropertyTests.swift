@@ -248,8 +248,8 @@ private struct ConnectionWorld: RandomWorld {
             self.exchange = exchange
         case .awaitNextRequest:
             self.idleTimerArmed = true
-        case .respondBadRequestAndClose:
-            self.run.expect(self.exchange.map(\.responseEnded) ?? true, "a 400 written over a response under way")
+        case .refuseAndClose:
+            self.run.expect(self.exchange.map(\.responseEnded) ?? true, "a refusal written over a response under way")
             self.closeChannel(cause: event)
         case .close:
             self.closeChannel(cause: event)
