@@ -15,10 +15,7 @@ import Testing
     func resetAfterTokensResetsTheConnectionMidStream(path: String, tokenMarker: String) async throws {
         try await withSimulator { ollama in
             let body = path == "/api/chat" ? Self.chat : #"{"model":"m","max_tokens":9,"stream":true,"messages":[{"role":"user","content":"hi"}]}"#
-            let result = await PlainSocket.exchange(
-                port: ollama.port,
-                request: httpRequest("POST", path, port: ollama.port, body: body, headers: [("X-Sim-Tokens", "5"), ("X-Sim-Reset-After", "2")])
-            )
+            let result = await exchange(ollama, "POST", path, body: body, headers: [("X-Sim-Tokens", "5"), ("X-Sim-Reset-After", "2")])
             #expect(result.ending == .reset)
             #expect(result.text.hasPrefix("HTTP/1.1 200 OK\r\n"))
             #expect(occurrences(of: tokenMarker, in: result.text) == 2)  // two tokens, nothing after
@@ -31,10 +28,7 @@ import Testing
 
     @Test func dropAfterStillClosesInOrder() async throws {
         try await withSimulator { ollama in
-            let result = await PlainSocket.exchange(
-                port: ollama.port,
-                request: httpRequest("POST", "/api/chat", port: ollama.port, body: Self.chat, headers: [("X-Sim-Drop-After", "2")])
-            )
+            let result = await exchange(ollama, "POST", "/api/chat", body: Self.chat, headers: [("X-Sim-Drop-After", "2")])
             #expect(result.ending == .closed)
             #expect(occurrences(of: #""done":false"#, in: result.text) == 2)
         }
@@ -42,12 +36,9 @@ import Testing
 
     @Test func nonStreamingResetAfterGetsAResetAndNoResponse() async throws {
         try await withSimulator { ollama in
-            let result = await PlainSocket.exchange(
-                port: ollama.port,
-                request: httpRequest(
-                    "POST", "/api/generate", port: ollama.port, body: #"{"model":"m","prompt":"p","stream":false}"#,
-                    headers: [("X-Sim-Reset-After", "1")]
-                )
+            let result = await exchange(
+                ollama, "POST", "/api/generate", body: #"{"model":"m","prompt":"p","stream":false}"#,
+                headers: [("X-Sim-Reset-After", "1")]
             )
             #expect(result.ending == .reset)
             #expect(result.bytes.isEmpty)
@@ -79,10 +70,7 @@ import Testing
     ])
     func resetMidHeadSendsThatManyBytesOfTheHeadThenResets(method: String, path: String, body: String?) async throws {
         try await withSimulator { ollama in
-            let result = await PlainSocket.exchange(
-                port: ollama.port,
-                request: httpRequest(method, path, port: ollama.port, body: body, headers: [("X-Sim-Reset-Mid-Head", "12")])
-            )
+            let result = await exchange(ollama, method, path, body: body, headers: [("X-Sim-Reset-Mid-Head", "12")])
             #expect(result.ending == .reset)
             #expect(result.text == "HTTP/1.1 200")
             #expect(await ollama.waitForIdle())
@@ -92,10 +80,7 @@ import Testing
 
     @Test func resetMidHeadNeverSendsTheWholeHead() async throws {
         try await withSimulator { ollama in
-            let result = await PlainSocket.exchange(
-                port: ollama.port,
-                request: httpRequest("POST", "/api/chat", port: ollama.port, body: Self.chat, headers: [("X-Sim-Reset-Mid-Head", "100000")])
-            )
+            let result = await exchange(ollama, "POST", "/api/chat", body: Self.chat, headers: [("X-Sim-Reset-Mid-Head", "100000")])
             #expect(result.ending == .reset)
             #expect(result.text.hasPrefix("HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\n"))
             #expect(result.text.hasSuffix("Transfer-Encoding: chunked\r\n\r"))  // all but the last byte
@@ -104,10 +89,7 @@ import Testing
 
     @Test func resetMidHeadBeforeAnyByteSendsNothing() async throws {
         try await withSimulator { ollama in
-            let result = await PlainSocket.exchange(
-                port: ollama.port,
-                request: httpRequest("GET", "/api/version", port: ollama.port, headers: [("X-Sim-Reset-Mid-Head", "0")])
-            )
+            let result = await exchange(ollama, "GET", "/api/version", headers: [("X-Sim-Reset-Mid-Head", "0")])
             #expect(result.ending == .reset)
             #expect(result.bytes.isEmpty)
         }
@@ -164,6 +146,13 @@ import Testing
             }
         }
     }
+}
+
+/// One request over a plain socket, read to the end of the connection.
+private func exchange(
+    _ ollama: OllamaSimulator, _ method: String, _ target: String, body: String? = nil, headers: [(String, String)] = []
+) async -> PlainSocket.Result {
+    await PlainSocket.exchange(port: ollama.port, request: httpRequest(method, target, port: ollama.port, body: body, headers: headers))
 }
 
 /// How many times `pattern` occurs in `text`, overlaps not counted.
