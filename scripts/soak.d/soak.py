@@ -505,8 +505,10 @@ def mb(kb):
 def print_summary(args, load, checks, figures, not_finished):
     tally = load.tally
     print(f"## Soak run ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})\n")
+    short = sum(sum(tally.by_kind[kind.name].values()) for kind in SHORT_KINDS)
     print(f"- {args.seconds:.0f} s of load: {args.streams} concurrent streams (a token every {STREAM_DELAY_MS} ms, "
-          f"{STREAM_TOKENS[0]}-{STREAM_TOKENS[1]} tokens), ~{args.short_rate:.0f} short requests/s, {args.fault_workers} fault and "
+          f"{STREAM_TOKENS[0]}-{STREAM_TOKENS[1]} tokens), {short / load.elapsed:.0f} short requests/s (asked for "
+          f"{args.short_rate:.0f}), {args.fault_workers} fault and "
           f"{args.hangup_workers} hang-up clients; simulator killed (SIGKILL) at "
           f"{load.restart.get('killed_at', 0):.0f} s, back at {load.restart.get('back_at', 0):.0f} s")
     print(f"- {tally.requests} requests in {load.elapsed:.0f} s ({tally.requests / load.elapsed:.0f}/s), "
