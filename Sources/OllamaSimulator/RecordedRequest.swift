@@ -46,7 +46,8 @@ public enum RequestOutcome: Sendable, Equatable {
     /// The client's connection closed before the response was complete: the client went away (what a proxy must
     /// propagate to Ollama so that it stops generating).
     case cancelled
-    /// The simulator closed the connection on purpose (`X-Sim-Drop-After`).
+    /// The simulator closed or reset the connection on purpose (`X-Sim-Drop-After`, `X-Sim-Reset-After`,
+    /// `X-Sim-Reset-Mid-Head`).
     case dropped
 }
 

@@ -31,6 +31,19 @@ public struct SimulatorBehaviour: Sendable, Equatable {
     /// After this many tokens, close the TCP connection without ending the response (no chunked terminator; a
     /// non-streaming request gets no response at all). Header `X-Sim-Drop-After`.
     public var dropAfterTokens: Int? = nil
+    /// After this many tokens, reset the TCP connection (RST, as a crashed or killed Ollama leaves it) without
+    /// ending the response; a non-streaming request gets a reset and no response. When several interruptions
+    /// are set the earliest wins; at the same token a reset wins over a drop, and both over an error. Header
+    /// `X-Sim-Reset-After`.
+    public var resetAfterTokens: Int? = nil
+    /// Send only this many bytes of the response's status line and headers (never all of them: at most all but
+    /// the last byte), then reset the TCP connection (RST). Applies to every endpoint, after the gate and the
+    /// header delay. Header `X-Sim-Reset-Mid-Head`.
+    public var resetMidHeadBytes: Int? = nil
+    /// Send the status line and headers on their own, then nothing for this long before the body (a stalled
+    /// Ollama; the response then goes on as usual). Applies to every endpoint. Header
+    /// `X-Sim-Stall-After-Head-Ms`.
+    public var stallAfterHead: Duration = .zero
     /// Number of ints in `/api/generate`'s final `context` array; `nil` means prompt + completion tokens. Large
     /// values make a final line of megabytes. Header `X-Sim-Context-Size`.
     public var contextSize: Int? = nil
@@ -100,6 +113,9 @@ public enum SimulatorControl: String, CaseIterable, Sendable {
     case errorMessage = "X-Sim-Error-Message"
     case errorAfter = "X-Sim-Error-After"
     case dropAfter = "X-Sim-Drop-After"
+    case resetAfter = "X-Sim-Reset-After"
+    case resetMidHead = "X-Sim-Reset-Mid-Head"
+    case stallAfterHeadMilliseconds = "X-Sim-Stall-After-Head-Ms"
     case contextSize = "X-Sim-Context-Size"
     case loadDurationNanoseconds = "X-Sim-Load-Duration-Ns"
     case promptEvalDurationNanoseconds = "X-Sim-Prompt-Eval-Duration-Ns"
@@ -141,6 +157,9 @@ public enum SimulatorControl: String, CaseIterable, Sendable {
         case .errorMessage: behaviour.errorMessage = value
         case .errorAfter: behaviour.errorAfterTokens = try count()
         case .dropAfter: behaviour.dropAfterTokens = try count()
+        case .resetAfter: behaviour.resetAfterTokens = try count()
+        case .resetMidHead: behaviour.resetMidHeadBytes = try count()
+        case .stallAfterHeadMilliseconds: behaviour.stallAfterHead = .milliseconds(try count())
         case .contextSize: behaviour.contextSize = try count()
         case .loadDurationNanoseconds: behaviour.loadDurationNanoseconds = try nanoseconds()
         case .promptEvalDurationNanoseconds: behaviour.promptEvalDurationNanoseconds = try nanoseconds()

@@ -18,8 +18,9 @@ struct SimulatorCommand: AsyncParsableCommand {
         abstract: "A deterministic stand-in for Ollama's HTTP API.",
         discussion: """
             Every request can be steered with X-Sim-* headers (X-Sim-Tokens, X-Sim-Token-Delay-Ms, \
-            X-Sim-Header-Delay-Ms, X-Sim-Status, X-Sim-Error-After, X-Sim-Drop-After, X-Sim-Context-Size, \
-            X-Sim-Token-Bytes, …); the options below set the defaults.
+            X-Sim-Header-Delay-Ms, X-Sim-Status, X-Sim-Error-After, X-Sim-Drop-After, X-Sim-Reset-After, \
+            X-Sim-Reset-Mid-Head, X-Sim-Stall-After-Head-Ms, X-Sim-Context-Size, X-Sim-Token-Bytes, …); the \
+            options below set the defaults.
             """
     )
 

@@ -45,6 +45,29 @@ import Testing
         }
     }
 
+    @Test func ollamaStallingAfterItsHeadStillGetsTheHeadToTheClient() async throws {
+        try await ProxyHarness.with { harness in
+            let connection = try await RawTCPConnection.connect(to: harness.proxyAddress)
+            let body = #"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#
+            try await connection.write(
+                "POST /api/chat HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+                    + "X-Sim-Stall-After-Head-Ms: 600000\r\nContent-Length: \(body.utf8.count)\r\n\r\n" + body
+            )
+            // Ollama sent its head and then nothing: the client has the head all the same.
+            let head = try await connection.waitFor(timeout: .seconds(20)) { $0.contains("\r\n\r\n") }
+            #expect(head.hasPrefix("HTTP/1.1 200 OK\r\n"))
+            #expect(head.hasSuffix("\r\n\r\n"))
+
+            // A client giving up during the stall has left: Ollama hears of it, the request ends.
+            await connection.close()
+            #expect(await harness.simulator.waitForCancellations(1, timeout: .seconds(20)))
+            let series = ["model": "m", "endpoint": "/api/chat"]
+            let metrics = try await harness.scrape(until: { $0.value("ollama_active_requests", series) == 0 }, timeout: .seconds(20))
+            #expect(metrics.value("ollama_active_requests", series) == 0)
+            #expect(metrics.value("ollama_request_failures_total", series.merging(["reason": "client_disconnected"]) { $1 }) == 1)
+        }
+    }
+
     @Test func unreachableOllamaGives502InTheCallersDialect() async throws {
         // A port that was just free: nothing listens there.
         let port = unreachablePort

@@ -133,6 +133,9 @@ struct ExchangeStateMachine {
         /// Body bytes of the current read burst from Ollama, written as one chunk when the burst ends: they
         /// arrived at the same moment, so joining them delays nothing and saves writes.
         var pending: ByteBuffer?
+        /// The response head was written to the client and nothing has flushed it yet: it goes out when its
+        /// read burst ends even without body bytes (Ollama may stall after its head).
+        var headUnflushed = false
     }
     /// Present for inference requests from the moment their life began (see `InferenceLifecycleObserver`).
     private(set) var inference: InferenceProgress?
@@ -485,7 +488,7 @@ struct ExchangeStateMachine {
             case .buffering: remainder = .discarding
             case .complete: remainder = .complete
             }
-            self.responseBody = ResponseBody(inspector: inspector, pending: nil)
+            self.responseBody = ResponseBody(inspector: inspector, pending: nil, headUnflushed: true)
             self.state = .responding(ResponseProgress(
                 upstreamKeepAlive: forwarded.upstreamKeepAlive,
                 closeClient: forwarded.closeClientAfterResponse, request: remainder
@@ -531,8 +534,13 @@ struct ExchangeStateMachine {
     mutating func upstreamReadComplete() -> Action {
         switch self.state {
         case .responding:
-            guard let pending = self.responseBody.pending else { return .none }
+            guard let pending = self.responseBody.pending else {
+                guard self.responseBody.headUnflushed else { return .none }
+                self.responseBody.headUnflushed = false
+                return Action(io: .writeClientBody(nil))
+            }
             self.responseBody.pending = nil
+            self.responseBody.headUnflushed = false
             self.countForwarded(pending)
             return Action(io: .writeClientBody(pending))
         case .requesting, .connecting, .finished:

@@ -64,7 +64,8 @@ final class InferenceRecord {
         if self.admission.isProvisional,
             self.metrics.releaseProvisional(label, rejected: self.upstreamStatus == 404)
         {
-            // Ollama does not know this model: its series are gone, the request is kept under one label.
+            // Ollama does not know this model: the request is kept under one label (and the name's series
+            // go once nothing else uses or is recorded under them).
             label = ModelLabelPolicy.rejected
             self.metrics.requestSeries(model: label, endpoint: self.endpoint).duration.record(seconds)
         } else {

@@ -3,9 +3,10 @@ import NIOConcurrencyHelpers
 /// Bounds the values of the `model` label, which clients choose, so that no client can blow up the
 /// registry: at most `limit` distinct names get series of their own, later new names share `overflow`.
 ///
-/// A name becomes permanent once Ollama has answered 2xx for it. Until then it is provisional, and if
-/// Ollama rejects it as unknown (404) while no other request uses it, it is evicted with its series, so
-/// typos and junk names do not use up the budget.
+/// A name becomes permanent once Ollama has answered 2xx for it. Until then it is provisional: a request
+/// Ollama rejects as unknown (404) is recorded under `rejected`, and the name is evicted with its series
+/// once no other request uses it, so typos and junk names do not use up the budget, unless requests that
+/// ended otherwise (Ollama down, client gone…) were recorded under it: those are never erased.
 final class ModelLabelPolicy: Sendable {
     /// The label of requests that name no model.
     static let unknown = "unknown"
@@ -26,6 +27,9 @@ final class ModelLabelPolicy: Sendable {
     private struct Provisional {
         var inFlight = 0
         var endpoints: Set<InferenceEndpoint> = []
+        /// A request of this name ended otherwise than rejected and is recorded under it: the name keeps
+        /// its series.
+        var hasRecords = false
     }
 
     private struct State {
@@ -79,9 +83,10 @@ final class ModelLabelPolicy: Sendable {
         }
     }
 
-    /// A request with a provisional label ended. If Ollama rejected the model and nothing else uses or
-    /// confirmed the name, it is evicted: `evict` runs under the policy's lock (so no new request can
-    /// recreate the series meanwhile) with every endpoint the name was used on, and true is returned.
+    /// A request with a provisional label ended. Returns true when Ollama rejected the model and never
+    /// confirmed the name: the request is recorded under `rejected`. The name is then evicted if no other
+    /// request uses it and none is recorded under it: `evict` runs under the policy's lock (so no new request
+    /// can recreate the series meanwhile) with every endpoint the name was used on.
     func release(_ label: String, rejected: Bool, evict: ([InferenceEndpoint]) -> Void) -> Bool {
         self.state.withLockedValue { state in
             guard var entry = state.provisional[label] else { return false }
@@ -90,17 +95,19 @@ final class ModelLabelPolicy: Sendable {
                 if entry.inFlight == 0 { state.provisional[label] = nil } else { state.provisional[label] = entry }
                 return false
             }
-            guard entry.inFlight == 0 else {
-                state.provisional[label] = entry
-                return false
-            }
             guard rejected else {
-                // Not a 404 (Ollama down, client gone…): the name keeps its place and stays provisional.
+                // Not a 404 (Ollama down, client gone…): recorded under the name, which keeps its place and
+                // stays provisional.
+                entry.hasRecords = true
                 state.provisional[label] = entry
                 return false
             }
-            state.provisional[label] = nil
-            evict(Array(entry.endpoints))
+            if entry.inFlight == 0 && !entry.hasRecords {
+                state.provisional[label] = nil
+                evict(Array(entry.endpoints))
+            } else {
+                state.provisional[label] = entry
+            }
             return true
         }
     }

@@ -115,7 +115,8 @@ public final class ProxyMetrics: Sendable {
         return admission
     }
 
-    /// Ends a provisional label's request; evicts the label's series if Ollama rejected the model.
+    /// Ends a provisional label's request: true when it is recorded under `rejected` (Ollama rejected the
+    /// model); the label's series are evicted when nothing else uses or is recorded under it.
     func releaseProvisional(_ label: String, rejected: Bool) -> Bool {
         self.modelLabels.release(label, rejected: rejected) { endpoints in
             for endpoint in endpoints {

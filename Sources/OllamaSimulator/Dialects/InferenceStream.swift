@@ -10,10 +10,13 @@ enum GenerationEvent {
     case failure(message: String)
 }
 
-/// How a generation is interrupted (`X-Sim-Error-After`, `X-Sim-Drop-After`).
+/// How a generation is interrupted (`X-Sim-Error-After`, `X-Sim-Drop-After`, `X-Sim-Reset-After`).
 enum Interruption {
     case error(message: String)
+    /// The connection is closed (FIN).
     case drop
+    /// The connection is reset (RST).
+    case reset
 }
 
 /// One request's generation, resolved from its behaviour.
@@ -30,14 +33,15 @@ struct GenerationPlan {
         self.behaviour = behaviour
         self.usage = behaviour.usage
         let tokens = behaviour.completionTokens
-        let errorAt = behaviour.errorAfterTokens.map { min($0, tokens) }
-        let dropAt = behaviour.dropAfterTokens.map { min($0, tokens) }
-        switch (errorAt, dropAt) {
-        case (let error?, let drop?) where drop <= error: interruption = (drop, .drop)
-        case (let error?, _): interruption = (error, .error(message: behaviour.midStreamErrorMessage))
-        case (nil, let drop?): interruption = (drop, .drop)
-        case (nil, nil): interruption = nil
-        }
+        // The earliest wins; at the same token the first listed (a reset, then a drop, then an error).
+        let candidates: [(afterTokens: Int?, kind: Interruption)] = [
+            (behaviour.resetAfterTokens, .reset),
+            (behaviour.dropAfterTokens, .drop),
+            (behaviour.errorAfterTokens, .error(message: behaviour.midStreamErrorMessage)),
+        ]
+        interruption = candidates
+            .compactMap { candidate in candidate.afterTokens.map { (min($0, tokens), candidate.kind) } }
+            .min { $0.0 < $1.0 }
     }
 
     var tokenCount: Int { behaviour.completionTokens }
@@ -64,6 +68,7 @@ struct GenerationPlan {
             case nil: success()
             case .error(let message): failure(message)
             case .drop: [.drop]
+            case .reset: [.reset]
             }
         }
     }
@@ -157,6 +162,10 @@ struct InferenceStream<Dialect: InferenceDialect>: GatedProducer {
             case .drop:
                 finished = true
                 pending = [.drop]
+                return
+            case .reset:
+                finished = true
+                pending = [.reset]
                 return
             case .error(let message):
                 event = .failure(message: message)

@@ -149,10 +149,11 @@ enum Router {
             state: state
         )
         request.parameters = parameters
-        let response = route.handler(request)
+        let handled = route.handler(request)
+        let response = HeadFaults.wrapping(handled, behaviour: behaviour)
 
         var prelude: [ResponseStep] = []
-        let inferenceGatesLater = behaviour.gateAfterTokens > 0 && response is any GatedProducer
+        let inferenceGatesLater = behaviour.gateAfterTokens > 0 && handled is any GatedProducer
         if let gate = behaviour.gate, !inferenceGatesLater { prelude.append(.gate(gate)) }
         if behaviour.headerDelay > .zero { prelude.append(.wait(behaviour.headerDelay.timeAmount)) }
         return prelude.isEmpty ? response : Prefixed(prelude: prelude, rest: response)

@@ -1,6 +1,14 @@
 import NIOCore
 import NIOHTTP1
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Serves the requests of one connection, one at a time (NIO's pipelining handler queues the next request until
 /// this one's response has ended), and notices when the client goes away mid-response.
 final class SimulatorConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
@@ -198,6 +206,15 @@ final class SimulatorConnectionHandler: ChannelInboundHandler, RemovableChannelH
                 response.rendered = rendered
                 context.write(wrapOutboundOut(.head(rendered.head)), promise: nil)
 
+            case .headFragment(let head, let byteCount):
+                precondition(response.rendered == nil, "a response's head was produced twice")
+                let rendered = GoHTTP.render(head, for: response.facts, date: clock.now().httpDate)
+                let bytes = GoHTTP.serialize(rendered.head)
+                writeRaw(Array(bytes.prefix(min(byteCount, bytes.count - 1))), context: context)
+
+            case .flush:
+                context.flush()
+
             case .chunk(let bytes):
                 guard let rendered = response.rendered else { preconditionFailure("body produced before the head") }
                 if !rendered.suppressesBody && !bytes.isEmpty {
@@ -212,6 +229,10 @@ final class SimulatorConnectionHandler: ChannelInboundHandler, RemovableChannelH
 
             case .drop:
                 drop(response, context: context)
+                return
+
+            case .reset:
+                reset(response, context: context)
                 return
             }
         }
@@ -243,5 +264,32 @@ final class SimulatorConnectionHandler: ChannelInboundHandler, RemovableChannelH
         context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(empty)))).assumeIsolated().whenComplete { _ in
             context.close(promise: nil)
         }
+    }
+
+    /// Resets the connection (RST instead of FIN: `SO_LINGER` 0 before closing) without ending the response,
+    /// after what was written has been sent.
+    private func reset(_ response: ActiveResponse, context: ChannelHandlerContext) {
+        simulator.finishRequest(response.sequence, outcome: .dropped)
+        state = .closed
+        let channel = context.channel
+        // An empty write completes once everything written before it has been handed to the kernel.
+        writeRaw([], context: context).assumeIsolated().whenComplete { _ in
+            guard let options = channel as? any SocketOptionProvider else {
+                channel.close(promise: nil)
+                return
+            }
+            options.setSoLinger(linger(l_onoff: 1, l_linger: 0)).whenComplete { _ in channel.close(promise: nil) }
+        }
+    }
+
+    /// Writes bytes to the socket as they are, past the HTTP encoder (a head cut short is no HTTP part), and
+    /// flushes everything written so far.
+    @discardableResult
+    private func writeRaw(_ bytes: [UInt8], context: ChannelHandlerContext) -> EventLoopFuture<Void> {
+        let buffer = context.channel.allocator.buffer(bytes: bytes)
+        guard let encoder = try? context.pipeline.syncOperations.context(handlerType: HTTPResponseEncoder.self) else {
+            preconditionFailure("the simulator's pipeline has no HTTP response encoder")
+        }
+        return encoder.writeAndFlush(NIOAny(buffer))
     }
 }

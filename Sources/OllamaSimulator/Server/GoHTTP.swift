@@ -55,6 +55,14 @@ enum GoHTTP {
         )
     }
 
+    /// A head's bytes on the wire, as NIO's encoder writes them: the status line, each header, a blank line.
+    static func serialize(_ head: HTTPResponseHead) -> [UInt8] {
+        var text = "HTTP/\(head.version.major).\(head.version.minor) \(head.status.code) \(head.status.reasonPhrase)\r\n"
+        for (name, value) in head.headers { text += "\(name): \(value)\r\n" }
+        text += "\r\n"
+        return Array(text.utf8)
+    }
+
     /// Go's `http.StatusText`, or `status code N` for codes it does not know (as its status line does).
     static func statusText(_ code: Int) -> String {
         statusTexts[code] ?? "status code \(code)"

@@ -24,12 +24,19 @@ enum ResponseStep {
     case gate(String)
     /// Write the status line and headers (sent together with the next chunk).
     case head(ResponseHead)
+    /// Write only the first `byteCount` bytes of the status line and headers as rendered (at most all but the
+    /// last byte), raw: a head cut short. Only `.reset` may follow.
+    case headFragment(ResponseHead, byteCount: Int)
+    /// Send what was written so far (a head on its own, before a stall).
+    case flush
     /// Write one piece of body and flush it: one HTTP chunk when chunked.
     case chunk([UInt8])
     /// Finish the response (the chunked terminator when chunked).
     case end
     /// Close the connection without finishing the response.
     case drop
+    /// Reset the connection (TCP RST) without finishing the response, once what was written has been sent.
+    case reset
 }
 
 /// Produces a response's steps one at a time, on the connection's event loop.

@@ -109,7 +109,7 @@ import Testing
         let policy = ModelLabelPolicy(limit: 5)
         _ = policy.admit("x", endpoint: .chat)
         _ = policy.admit("x", endpoint: .generate)
-        #expect(!policy.release("x", rejected: true) { _ in Issue.record("still in flight") })
+        #expect(policy.release("x", rejected: true) { _ in Issue.record("still in flight") })
         var evicted: Set<InferenceEndpoint> = []
         #expect(policy.release("x", rejected: true) { evicted = Set($0) })
         #expect(evicted == [.chat, .generate])
@@ -147,6 +147,37 @@ import Testing
         let text = self.exposition(metrics)
         #expect(!text.contains("missing-"))
         #expect(text.contains(#"ollama_request_failures_total{model="__rejected__",endpoint="/api/generate",reason="http_4xx"} 50"#))
+        #expect(metrics.modelLabels.labelCount == 0)
+    }
+
+    @Test func aRejectedNameNeverErasesRequestsAlreadyRecorded() {
+        let metrics = ProxyMetrics(maxModelLabels: 5)
+        // Ollama was down: recorded under the name, which stays provisional.
+        let unreachable = InferenceRecord(metrics: metrics, endpoint: .chat, model: "typo")
+        unreachable.ended(InferenceEnding(outcome: .failed(.upstreamUnreachable), requestBodyBytes: 1, responseBodyBytes: 0))
+        // Then two requests at once, both rejected: the first ends while the second is still in flight.
+        let first = InferenceRecord(metrics: metrics, endpoint: .chat, model: "typo")
+        let second = InferenceRecord(metrics: metrics, endpoint: .chat, model: "typo")
+        for record in [first, second] {
+            record.responseHeadReceived(status: 404)
+            record.ended(InferenceEnding(outcome: .failed(.http4xx), requestBodyBytes: 1, responseBodyBytes: 1))
+        }
+        let text = self.exposition(metrics)
+        #expect(text.contains(#"ollama_request_failures_total{model="typo",endpoint="/api/chat",reason="upstream_unreachable"} 1"#))
+        #expect(text.contains(#"ollama_request_failures_total{model="__rejected__",endpoint="/api/chat",reason="http_4xx"} 2"#))
+        #expect(text.contains(#"ollama_request_duration_seconds_count{model="__rejected__",endpoint="/api/chat"} 2"#))
+    }
+
+    @Test func concurrentRejectionsAreAllRecordedAndTheNameStillEvicted() {
+        let metrics = ProxyMetrics(maxModelLabels: 5)
+        let records = (0..<3).map { _ in InferenceRecord(metrics: metrics, endpoint: .generate, model: "missing") }
+        for record in records {
+            record.responseHeadReceived(status: 404)
+            record.ended(InferenceEnding(outcome: .failed(.http4xx), requestBodyBytes: 1, responseBodyBytes: 1))
+        }
+        let text = self.exposition(metrics)
+        #expect(!text.contains(#"model="missing""#))
+        #expect(text.contains(#"ollama_request_failures_total{model="__rejected__",endpoint="/api/generate",reason="http_4xx"} 3"#))
         #expect(metrics.modelLabels.labelCount == 0)
     }
 
