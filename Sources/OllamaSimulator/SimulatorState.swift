@@ -1,16 +1,18 @@
+import NIOConcurrencyHelpers
 import NIOHTTP1
-import Synchronization
 
 /// Everything the connections of one simulator share: the default behaviour, the request record, counters, gates,
 /// uploaded blobs, and the tasks waiting for any of it to change.
 final class SimulatorState: Sendable {
     let options: SimulatorOptions
 
-    private let guarded: Mutex<Guarded>
+    /// A pthread lock rather than `Synchronization.Mutex`: on Linux a contended `Mutex` waits in the kernel
+    /// (`FUTEX_LOCK_PI`), which ThreadSanitizer cannot see, so it would report this state as raced.
+    private let guarded: NIOLockedValueBox<Guarded>
 
     init(defaults: SimulatorBehaviour, options: SimulatorOptions) {
         self.options = options
-        self.guarded = Mutex(Guarded(defaults: defaults))
+        self.guarded = NIOLockedValueBox(Guarded(defaults: defaults))
     }
 
     private struct Gate {
@@ -72,7 +74,7 @@ final class SimulatorState: Sendable {
 
     /// Runs `body` under the lock, then resumes the waiters whose condition became true.
     private func mutate<Result: Sendable>(_ body: (inout Guarded) -> Result) -> Result {
-        let (result, satisfied) = guarded.withLock { state in
+        let (result, satisfied) = guarded.withLockedValue { state in
             let result = body(&state)
             return (result, state.takeSatisfiedWaiters())
         }
@@ -83,8 +85,8 @@ final class SimulatorState: Sendable {
     // MARK: Defaults
 
     var defaults: SimulatorBehaviour {
-        get { guarded.withLock { $0.defaults } }
-        set { guarded.withLock { $0.defaults = newValue } }
+        get { guarded.withLockedValue { $0.defaults } }
+        set { guarded.withLockedValue { $0.defaults = newValue } }
     }
 
     // MARK: Requests
@@ -133,9 +135,9 @@ final class SimulatorState: Sendable {
         }
     }
 
-    var records: [RecordedRequest] { guarded.withLock { $0.records } }
+    var records: [RecordedRequest] { guarded.withLockedValue { $0.records } }
 
-    var snapshot: SimulatorSnapshot { guarded.withLock { $0.snapshot } }
+    var snapshot: SimulatorSnapshot { guarded.withLockedValue { $0.snapshot } }
 
     func reset() {
         mutate { state in
@@ -151,9 +153,9 @@ final class SimulatorState: Sendable {
 
     /// Marks the simulator as closing its connections: responses cut short now are ``RequestOutcome/dropped``,
     /// not client cancellations.
-    func beginShutdown() { guarded.withLock { $0.isShuttingDown = true } }
+    func beginShutdown() { guarded.withLockedValue { $0.isShuttingDown = true } }
 
-    var isShuttingDown: Bool { guarded.withLock { $0.isShuttingDown } }
+    var isShuttingDown: Bool { guarded.withLockedValue { $0.isShuttingDown } }
 
     // MARK: Gates
 
@@ -193,9 +195,9 @@ final class SimulatorState: Sendable {
 
     func storeBlob(_ digest: String, size: Int) { mutate { $0.blobs[digest] = size } }
 
-    func blobExists(_ digest: String) -> Bool { guarded.withLock { $0.blobs[digest] != nil } }
+    func blobExists(_ digest: String) -> Bool { guarded.withLockedValue { $0.blobs[digest] != nil } }
 
-    func blobSizes() -> [String: Int] { guarded.withLock { $0.blobs } }
+    func blobSizes() -> [String: Int] { guarded.withLockedValue { $0.blobs } }
 
     func noteModelLoaded(_ name: String) {
         let full = SimulatedModel.fullName(name)
@@ -210,7 +212,7 @@ final class SimulatorState: Sendable {
         mutate { state in state.loadedModels.removeAll { $0 == full } }
     }
 
-    var loadedModels: [String] { guarded.withLock { $0.loadedModels } }
+    var loadedModels: [String] { guarded.withLockedValue { $0.loadedModels } }
 
     // MARK: Waiting
 
@@ -231,14 +233,14 @@ final class SimulatorState: Sendable {
     }
 
     private func suspend(until condition: @escaping @Sendable (SimulatorSnapshot) -> Bool) async -> Bool {
-        let id = guarded.withLock { state in
+        let id = guarded.withLockedValue { state in
             state.nextWaiterID += 1
             state.waiters[state.nextWaiterID] = .allocated
             return state.nextWaiterID
         }
         return await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
-                let immediate = guarded.withLock { state -> Bool? in
+                let immediate = guarded.withLockedValue { state -> Bool? in
                     if case .cancelled = state.waiters[id] {
                         state.waiters[id] = nil
                         return false
@@ -253,7 +255,7 @@ final class SimulatorState: Sendable {
                 if let immediate { continuation.resume(returning: immediate) }
             }
         } onCancel: {
-            let continuation = guarded.withLock { state -> CheckedContinuation<Bool, Never>? in
+            let continuation = guarded.withLockedValue { state -> CheckedContinuation<Bool, Never>? in
                 switch state.waiters[id] {
                 case .registered(_, let continuation):
                     state.waiters[id] = nil

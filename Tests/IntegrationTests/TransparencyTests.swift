@@ -78,23 +78,29 @@ import Testing
         try await ProxyHarness.with { harness in
             let connection = try await TestHTTPConnection.connect(to: harness.proxyAddress)
             try await connection.send(
-                .POST, "/api/generate", headers: [("X-Sim-Tokens", "30"), ("X-Sim-Token-Delay-Ms", "100")],
+                // 20 s of tokens: still generating when the scrape below is answered, even under a sanitizer on a
+                // loaded machine (3 s were not); the client hangs up after ten pieces.
+                .POST, "/api/generate", headers: [("X-Sim-Tokens", "200"), ("X-Sim-Token-Delay-Ms", "100")],
                 body: ByteBuffer(string: #"{"model":"m","prompt":"hi"}"#)
             )
             guard case .head(let head) = await connection.nextPart() else { Issue.record("no head"); return }
             #expect(head.status == .ok)
             guard case .body(let first) = await connection.nextPart() else { Issue.record("no body"); return }
             #expect(String(buffer: first).contains(#""done":false"#))
-            // The first token reached the client while the simulator still had 29 to go.
+            // The first token reached the client while the simulator still had 199 to go.
             #expect(harness.simulator.activeResponses == 1)
             #expect(try await harness.scrape().value("ollama_active_requests", ["model": "m", "endpoint": "/api/generate"]) == 1)
             var pieces = 1
-            while let part = await connection.nextPart() {
+            var ended = false
+            while pieces < 10, let part = await connection.nextPart() {
                 if case .body = part { pieces += 1 }
-                if case .end = part { break }
+                if case .end = part {
+                    ended = true
+                    break
+                }
             }
-            // Tokens are 100 ms apart: even a client slowed down by a loaded machine sees many pieces.
-            #expect(pieces >= 10, "one piece per token, not one buffered answer")
+            // Tokens are 100 ms apart: even a client slowed down by a loaded machine sees many pieces before the end.
+            #expect(pieces >= 10 && !ended, "one piece per token, not one buffered answer")
             await connection.close()
         }
     }
@@ -127,8 +133,9 @@ import Testing
     }
 
     @Test func unusedConnectionsToOllamaAreClosedAfterTheIdleTimeout() async throws {
-        // Long enough for the check right after the requests to hold on a loaded machine.
-        try await ProxyHarness.with(upstreamIdleTimeout: .seconds(2)) { harness in
+        // Long enough for the check right after the requests to hold on a loaded machine and under
+        // ThreadSanitizer (2 s was exceeded there).
+        try await ProxyHarness.with(upstreamIdleTimeout: .seconds(10)) { harness in
             let responses = try await withThrowingTaskGroup(of: Int.self) { group in
                 for _ in 0..<4 {
                     group.addTask { try await harness.viaProxy(.GET, "/api/tags").status }
@@ -137,7 +144,7 @@ import Testing
             }
             #expect(responses == [200, 200, 200, 200])
             #expect(await harness.proxy.idleUpstreamConnectionCount() >= 1, "kept for the next request")
-            let deadline = ContinuousClock.now + .seconds(15)
+            let deadline = ContinuousClock.now + .seconds(40)
             while await harness.proxy.idleUpstreamConnectionCount() > 0, ContinuousClock.now < deadline {
                 try await Task.sleep(for: .milliseconds(100))
             }

@@ -21,8 +21,9 @@ struct ProxyHarness: Sendable {
         requestHeadTimeout: Duration = .seconds(75),
         upstreamIdleTimeout: Duration = .seconds(60),
         clientHeader: String? = nil,
-        // Longer than the proxy's one second, so that tests expecting `ollama_up 1` hold on a loaded machine.
-        ollamaStatusTimeout: Duration = .seconds(5),
+        // Far longer than the proxy's one second, so that tests expecting `ollama_up 1` hold on a loaded machine
+        // and under ThreadSanitizer (5 s was exceeded there); tests of the timeout itself pass their own.
+        ollamaStatusTimeout: Duration = .seconds(20),
         accessLog: CapturedLog? = nil,
         configure: @Sendable (inout ProxyConfiguration) -> Void = { _ in },
         _ body: @Sendable (ProxyHarness) async throws -> T

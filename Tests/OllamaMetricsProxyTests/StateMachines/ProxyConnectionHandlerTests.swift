@@ -54,7 +54,7 @@ import Testing
         }
     }
 
-    struct Fixture {
+    final class Fixture {
         let loop = EmbeddedEventLoop()
         let upstreams: EmbeddedUpstreams
         let observer = RecordingObserver()
@@ -70,6 +70,13 @@ import Testing
             )
             self.client = EmbeddedChannel(handler: ProxyConnectionHandler(shared: shared, upstream: self.upstreams), loop: self.loop)
             try self.client.connect(to: try SocketAddress(ipAddress: "192.0.2.7", port: 50000)).wait()
+        }
+
+        /// An embedded channel left open keeps its pipeline, handlers and the pool in a reference cycle for the
+        /// rest of the process (LeakSanitizer reports it); closing each one breaks the cycle.
+        deinit {
+            _ = try? self.client.finish(acceptAlreadyClosed: true)
+            for upstream in self.upstreams.opened { _ = try? upstream.finish(acceptAlreadyClosed: true) }
         }
 
         func send(_ method: HTTPMethod, _ uri: String, body: String? = nil, headers: [(String, String)] = []) throws {

@@ -1,6 +1,6 @@
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
-import Synchronization
 
 /// A plain TCP connection that keeps every byte the server sends, so tests can check exact bytes, framing and
 /// HTTP chunk boundaries.
@@ -185,16 +185,17 @@ private final class Inbox: Sendable {
         var nextWaiter = 0
     }
 
-    private let state = Mutex(State())
+    /// Not `Synchronization.Mutex`, whose contended path ThreadSanitizer cannot see on Linux.
+    private let state = NIOLockedValueBox(State())
 
-    var allBytes: [UInt8] { state.withLock { $0.bytes } }
-    var isClosed: Bool { state.withLock { $0.closed } }
+    var allBytes: [UInt8] { state.withLockedValue { $0.bytes } }
+    var isClosed: Bool { state.withLockedValue { $0.closed } }
     var unconsumedText: String {
-        state.withLock { String(decoding: $0.bytes[$0.consumed...], as: UTF8.self) }
+        state.withLockedValue { String(decoding: $0.bytes[$0.consumed...], as: UTF8.self) }
     }
 
     func append(_ bytes: [UInt8]) {
-        let waiters = state.withLock { state in
+        let waiters = state.withLockedValue { state in
             state.bytes += bytes
             defer { state.waiters = [:] }
             return Array(state.waiters.values)
@@ -203,7 +204,7 @@ private final class Inbox: Sendable {
     }
 
     func markClosed() {
-        let waiters = state.withLock { state in
+        let waiters = state.withLockedValue { state in
             state.closed = true
             defer { state.waiters = [:] }
             return Array(state.waiters.values)
@@ -212,7 +213,7 @@ private final class Inbox: Sendable {
     }
 
     func consume(upTo pattern: [UInt8]) -> [UInt8]? {
-        state.withLock { state in
+        state.withLockedValue { state in
             let available = state.bytes.count - state.consumed
             guard available >= pattern.count else { return nil }
             var index = state.consumed
@@ -230,7 +231,7 @@ private final class Inbox: Sendable {
     }
 
     func consume(count: Int) -> [UInt8]? {
-        state.withLock { state in
+        state.withLockedValue { state in
             guard state.bytes.count - state.consumed >= count else { return nil }
             let result = Array(state.bytes[state.consumed..<(state.consumed + count)])
             state.consumed += count
@@ -239,7 +240,7 @@ private final class Inbox: Sendable {
     }
 
     func consumeAll() -> [UInt8] {
-        state.withLock { state in
+        state.withLockedValue { state in
             let result = Array(state.bytes[state.consumed...])
             state.consumed = state.bytes.count
             return result
@@ -248,10 +249,10 @@ private final class Inbox: Sendable {
 
     /// Waits for new bytes or the close; false on timeout or when closed with nothing new.
     func waitForMore(timeout: Duration, eventLoop: any EventLoop) async -> Bool {
-        let before = state.withLock { ($0.bytes.count, $0.closed) }
+        let before = state.withLockedValue { ($0.bytes.count, $0.closed) }
         if before.1 { return false }
         _ = await waitUntil(timeout: timeout, eventLoop: eventLoop) { $0.bytes.count > before.0 || $0.closed }
-        return state.withLock { $0.bytes.count > before.0 }
+        return state.withLockedValue { $0.bytes.count > before.0 }
     }
 
     func waitUntil(
@@ -261,10 +262,10 @@ private final class Inbox: Sendable {
     ) async -> Bool {
         let deadline = ContinuousClock.now + timeout
         while true {
-            if state.withLock({ condition($0) }) { return true }
+            if state.withLockedValue({ condition($0) }) { return true }
             if ContinuousClock.now >= deadline { return false }
             await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                let id: Int? = state.withLock { state in
+                let id: Int? = state.withLockedValue { state in
                     if condition(state) { return nil }
                     state.nextWaiter += 1
                     state.waiters[state.nextWaiter] = continuation
@@ -278,7 +279,7 @@ private final class Inbox: Sendable {
                 let (seconds, attoseconds) = remaining.components
                 let nanoseconds = max(0, seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
                 eventLoop.scheduleTask(in: .nanoseconds(nanoseconds)) {
-                    let waiter = self.state.withLock { $0.waiters.removeValue(forKey: id) }
+                    let waiter = self.state.withLockedValue { $0.waiters.removeValue(forKey: id) }
                     waiter?.resume()
                 }
             }
