@@ -1,0 +1,4 @@
+@testable import FuzzInvariants
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ count: Int) -> Int32 { FuzzTarget.openAIResponse.fuzz(data, count) }
