@@ -2,8 +2,8 @@
 import PackageDescription
 
 // libFuzzer targets for the proxy's body parsers. Build and run them with `scripts/fuzz` (see README.md here):
-// they need `-sanitize=fuzzer` (libFuzzer supplies `main`) and `-enable-testing` on the proxy's module, whose
-// splitters are internal.
+// they need `-sanitize=fuzzer` (libFuzzer's driver and coverage) and `-enable-testing` on the proxy's module,
+// whose splitters are internal.
 //
 // The invariants live in the unit tests' `Inspection/FuzzInvariants/` folder, linked here as
 // `Sources/FuzzInvariants`, so that `FuzzCorpusReplayTests` replays the corpus through the same checks.
@@ -22,6 +22,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
+        // Starts libFuzzer's driver from each target's main.
+        .target(name: "CLibFuzzerDriver"),
         .target(
             name: "FuzzInvariants",
             dependencies: [
@@ -32,9 +34,9 @@ let package = Package(
     ] + fuzzers.map { name in
         .executableTarget(
             name: name,
-            dependencies: ["FuzzInvariants"],
-            // No `main` of our own: libFuzzer's drives `LLVMFuzzerTestOneInput`.
-            swiftSettings: [.unsafeFlags(["-parse-as-library"])]
+            dependencies: ["FuzzInvariants", "CLibFuzzerDriver"],
+            // gold fails (an internal error) on these ASan + libFuzzer links; lld does not.
+            linkerSettings: [.unsafeFlags(["-use-ld=lld"], .when(platforms: [.linux]))]
         )
     }
 )

@@ -1,4 +1,4 @@
+import CLibFuzzerDriver
 @testable import FuzzInvariants
 
-@_cdecl("LLVMFuzzerTestOneInput")
-public func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ count: Int) -> Int32 { FuzzTarget.responsesResponse.fuzz(data, count) }
+runLibFuzzerAndExit(CommandLine.argc, CommandLine.unsafeArgv) { FuzzTarget.responsesResponse.fuzz($0, $1) }

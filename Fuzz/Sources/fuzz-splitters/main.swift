@@ -1,4 +1,4 @@
+import CLibFuzzerDriver
 @testable import FuzzInvariants
 
-@_cdecl("LLVMFuzzerTestOneInput")
-public func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ count: Int) -> Int32 { FuzzTarget.splitters.fuzz(data, count) }
+runLibFuzzerAndExit(CommandLine.argc, CommandLine.unsafeArgv) { FuzzTarget.splitters.fuzz($0, $1) }
