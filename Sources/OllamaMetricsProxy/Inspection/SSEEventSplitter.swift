@@ -109,7 +109,7 @@ struct SSEEventSplitter {
         while true {
             var knownLineEnd: Int?
             if isBetweenEvents, !isWithholding || (lineStart == segmentStart && held.readableBytes == 0) {
-                switch readSingleDataLineEvent(piece, from: lineStart, into: &consumer) {
+                switch Self.readSingleDataLineEvent(piece, from: lineStart, sizeLimit: sizeLimit, into: &consumer) {
                 case .read(let next, let kind, let removal):
                     if isWithholding {
                         if kind != .usageOnly {
@@ -196,9 +196,9 @@ struct SSEEventSplitter {
     /// The common event, read without the general machinery: `data:` (one optional space) and its value,
     /// `\n`, then the blank line, all in this piece, between events. What `handleLine` and `dispatch` would
     /// have made of it, in a fraction of their work: the value is handed over in place, and there is no
-    /// field to reset.
-    private func readSingleDataLineEvent<Consumer: SSEEventConsumer>(
-        _ piece: UnsafeRawBufferPointer, from start: Int, into consumer: inout Consumer
+    /// field to reset. (Static, so that the splitter is not copied for the call.)
+    private static func readSingleDataLineEvent<Consumer: SSEEventConsumer>(
+        _ piece: UnsafeRawBufferPointer, from start: Int, sizeLimit: Int, into consumer: inout Consumer
     ) -> SingleDataLineEvent {
         let end = piece.count
         guard end &- start >= 7,

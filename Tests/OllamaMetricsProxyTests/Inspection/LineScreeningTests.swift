@@ -184,15 +184,14 @@ struct BytePatternTests {
         #expect(ByteScan.Pattern.quoteColonFalseBrace == Self.word(#"":false}"#))
     }
 
-    @Test func everyQuotePairAtEitherDistanceIsVisitedInOrderUntilTheVisitorStops() {
+    @Test func everyTwoConsecutiveQuotesAtEitherDistanceAreVisitedInOrderUntilTheVisitorStops() {
         var random = InspectionRandom(seed: 9)
         for length in (0..<700).map({ $0 % 70 }) {
             let bytes = (0..<length).map { _ in [UInt8(ascii: "\""), UInt8(ascii: "a"), 0xA2, 0x00][Int(random.next() % 4)] }
             let isQuote = { (index: Int) in index < length && bytes[index] == UInt8(ascii: "\"") }
             for (near, far) in [(5, 6), (6, 14), (1, 15), (3, 8)] {
-                let expected = bytes.indices.filter(isQuote).flatMap { index in
-                    [near, far].filter { isQuote(index + $0) }.map { [index, $0] }
-                }
+                let quotes = bytes.indices.filter(isQuote)
+                let expected = zip(quotes, quotes.dropFirst()).filter { [near, far].contains($1 - $0) }.map { [$0, $1 - $0] }
                 var visited: [[Int]] = []
                 bytes.withUnsafeBytes { buffer in
                     ByteScan.forEachQuotePair(in: buffer, near: near, far: far) { visited.append([$0, $1]); return true }
