@@ -734,7 +734,7 @@ struct ExchangeStateMachine {
             inference!.sawContent = true
             events.insert(.firstContent)
         }
-        if var usage = inspector.takeCompletedUsage(), inference!.outcome == nil {
+        if inspector.hasCompletedUsage, var usage = inspector.takeCompletedUsage(), inference!.outcome == nil {
             usage.finishReason = inspector.finishReason
             inference!.usage = usage
             inference!.outcome = .completed

@@ -14,48 +14,174 @@ enum ByteScan {
     }
 
     @inline(__always)
-    private static func word(_ bytes: UnsafeRawBufferPointer, at offset: Int) -> UInt64 {
-        UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
+    private static func word(_ base: UnsafeRawPointer, at offset: Int) -> UInt64 {
+        UInt64(littleEndian: base.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
+    }
+
+    /// The index of the first byte at or after `start` that `matches` flags (it returns, for a word, the high
+    /// bit of each matching byte, exactly), or `bytes.count`. The last bytes are read as one word overlapping
+    /// the previous one, with the bytes already searched masked off.
+    @inline(__always)
+    private static func firstMatch(
+        in bytes: UnsafeRawBufferPointer, from start: Int, _ matches: (UInt64) -> UInt64
+    ) -> Int {
+        let count = bytes.count
+        guard start < count else { return start }
+        let base = bytes.baseAddress!
+        guard count >= 8 else {
+            var index = start
+            // One byte at a time, in the lowest byte of a word.
+            while index < count, matches(UInt64(base.load(fromByteOffset: index, as: UInt8.self))) & 0x80 == 0 {
+                index &+= 1
+            }
+            return index
+        }
+        var index = start
+        // Two words per round: one test and one branch for sixteen bytes.
+        while index &+ 16 <= count {
+            let low = matches(word(base, at: index))
+            let high = matches(word(base, at: index &+ 8))
+            if low | high != 0 {
+                return low != 0
+                    ? index &+ low.trailingZeroBitCount &>> 3
+                    : index &+ 8 &+ high.trailingZeroBitCount &>> 3
+            }
+            index &+= 16
+        }
+        if index &+ 8 <= count {
+            let found = matches(word(base, at: index))
+            if found != 0 {
+                return index &+ found.trailingZeroBitCount &>> 3
+            }
+            index &+= 8
+        }
+        guard index < count else { return count }
+        let last = count &- 8
+        let found = matches(word(base, at: last)) & (~0 &<< UInt64((index &- last) &* 8))
+        return found != 0 ? last &+ found.trailingZeroBitCount &>> 3 : count
     }
 
     /// The index of the first `target` at or after `start`, or `bytes.count`.
     @inline(__always)
     static func firstIndex(of target: UInt8, in bytes: UnsafeRawBufferPointer, from start: Int) -> Int {
         let pattern = ones &* UInt64(target)
-        var index = start
-        let count = bytes.count
-        while index + 8 <= count {
-            let matches = zeroBytes(word(bytes, at: index) ^ pattern)
-            if matches != 0 {
-                return index + matches.trailingZeroBitCount >> 3
-            }
-            index += 8
-        }
-        while index < count, bytes[index] != target {
-            index += 1
-        }
-        return index
+        return firstMatch(in: bytes, from: start) { zeroBytes($0 ^ pattern) }
+    }
+
+    /// The index of the first `\n` at or after `start`, or `bytes.count`: the end of an NDJSON line.
+    @inline(__always)
+    static func firstLineFeed(in bytes: UnsafeRawBufferPointer, from start: Int) -> Int {
+        firstControlByte(in: bytes, from: start, below: 0x0B) { $0 == 0x0A }
     }
 
     /// The index of the first `\n` or `\r` at or after `start`, or `bytes.count`.
     @inline(__always)
     static func firstLineEnd(in bytes: UnsafeRawBufferPointer, from start: Int) -> Int {
-        let lineFeeds = ones &* 0x0A
-        let carriageReturns = ones &* 0x0D
+        firstControlByte(in: bytes, from: start, below: 0x0E) { $0 == 0x0A || $0 == 0x0D }
+    }
+
+    /// The index of the first byte at or after `start` that is below `bound` and `isWanted`, or `bytes.count`.
+    /// Text and JSON have almost no bytes below 0x20 besides line ends, and flagging bytes below a bound
+    /// takes fewer operations per word than matching exact values. The flag is exact for a word's lowest
+    /// byte below the bound but a borrow may flag a byte above one; every flagged byte is checked.
+    @inline(__always)
+    private static func firstControlByte(
+        in bytes: UnsafeRawBufferPointer, from start: Int, below bound: UInt8, where isWanted: (UInt8) -> Bool
+    ) -> Int {
+        let bounds = ones &* UInt64(bound)
         var index = start
+        while true {
+            index = firstMatch(in: bytes, from: index) { word in (word &- bounds) & ~word & highBits }
+            guard index < bytes.count, !isWanted(bytes[index]) else { return index }
+            index &+= 1
+        }
+    }
+
+    /// Calls `visit(index, distance)` for every `"` at `index` whose next `"` is exactly `near` or `far` bytes
+    /// after it, in order, until it returns false. A quoted key of n bytes is such a pair, n + 1 apart, so a
+    /// visitor compares bytes only where a key of a length it looks for can be. Each word of eight bytes is
+    /// loaded once and its quotes are taken from the match mask (measured cheaper than pairing whole masks).
+    @inline(__always)
+    static func forEachQuotePair(
+        in bytes: UnsafeRawBufferPointer, near: Int, far: Int, _ visit: (_ index: Int, _ distance: Int) -> Bool
+    ) {
         let count = bytes.count
-        while index + 8 <= count {
-            let loaded = word(bytes, at: index)
-            let matches = zeroBytes(loaded ^ lineFeeds) | zeroBytes(loaded ^ carriageReturns)
-            if matches != 0 {
-                return index + matches.trailingZeroBitCount >> 3
+        guard let base = bytes.baseAddress else { return }
+        let quotes = ones &* UInt64(UInt8(ascii: "\""))
+        /// Before the first quote: no distance from it is one looked for.
+        var previous = Int.min / 2
+        @inline(__always)
+        func pair(_ quote: Int) -> Bool {
+            defer { previous = quote }
+            let distance = quote &- previous
+            return distance != near && distance != far || visit(previous, distance)
+        }
+        var index = 0
+        while index &+ 8 <= count {
+            // Exact per byte (no carry crosses bytes), so every set bit is a quote.
+            var matches = zeroBytes(word(base, at: index) ^ quotes)
+            while matches != 0 {
+                guard pair(index &+ matches.trailingZeroBitCount &>> 3) else { return }
+                matches &= matches &- 1
             }
-            index += 8
+            index &+= 8
         }
-        while index < count, bytes[index] != 0x0A, bytes[index] != 0x0D {
-            index += 1
+        if index < count {
+            var matches = zeroBytes(partialWord(base, from: index, to: count) ^ quotes)
+            while matches != 0 {
+                guard pair(index &+ matches.trailingZeroBitCount &>> 3) else { return }
+                matches &= matches &- 1
+            }
         }
-        return index
+    }
+
+    /// The bytes from `start` to `end` (fewer than eight) as a word, zero above them.
+    @inline(__always)
+    private static func partialWord(_ base: UnsafeRawPointer, from start: Int, to end: Int) -> UInt64 {
+        if end >= 8 {
+            // The word ending at `end`, shifted so that the bytes before `start` fall off.
+            return word(base, at: end &- 8) &>> UInt64((8 &- (end &- start)) &* 8)
+        }
+        var value: UInt64 = 0
+        for offset in 0..<(end &- start) {
+            value |= UInt64(base.load(fromByteOffset: start &+ offset, as: UInt8.self)) &<< UInt64(offset &* 8)
+        }
+        return value
+    }
+
+    /// Whether the bytes at `index` are the first `count` (at most 8) bytes of `pattern`, a little-endian
+    /// word from `Pattern`: one load and compare where eight bytes are left, a byte loop near the end.
+    @inline(__always)
+    static func hasPattern(_ pattern: UInt64, count: Int, in bytes: UnsafeRawBufferPointer, at index: Int) -> Bool {
+        let mask: UInt64 = count >= 8 ? ~0 : (1 &<< UInt64(count &* 8)) &- 1
+        if index &+ 8 <= bytes.count {
+            return word(bytes.baseAddress!, at: index) & mask == pattern
+        }
+        guard index + count <= bytes.count else { return false }
+        var value: UInt64 = 0
+        for offset in 0..<count {
+            value |= UInt64(bytes[index + offset]) << UInt64(offset * 8)
+        }
+        return value == pattern
+    }
+
+    /// Byte strings as little-endian words for `hasPattern` (checked against their text by the tests).
+    enum Pattern {
+        /// `"usage"`, 7 bytes.
+        static let usageKey: UInt64 = 0x0022_6567_6173_7522
+        /// `"error"`, 7 bytes.
+        static let errorKey: UInt64 = 0x0022_726F_7272_6522
+        /// `"finish_`, 8 bytes.
+        static let finishReasonStart: UInt64 = 0x5F68_7369_6E69_6622
+        /// `reason"`, 7 bytes: the rest of `"finish_reason"`.
+        static let finishReasonEnd: UInt64 = 0x0022_6E6F_7361_6572
+        /// `"done"`, 6 bytes.
+        static let doneKey: UInt64 = 0x0000_2265_6E6F_6422
+        /// `"done":f`, 8 bytes.
+        static let doneKeyThenF: UInt64 = 0x663A_2265_6E6F_6422
+        /// `,"done":`, 8 bytes, and `":false}`, 8 bytes: the end of a native chunk that is not the last.
+        static let commaDoneKeyColon: UInt64 = 0x3A22_656E_6F64_222C
+        static let quoteColonFalseBrace: UInt64 = 0x7D65_736C_6166_3A22
     }
 
     /// What the pre-filter of OpenAI chunks found.
@@ -74,36 +200,24 @@ enum ByteScan {
         chunkKeys(bytes).contains(.usageOrError)
     }
 
-    /// The pre-filter of OpenAI chunks, in one pass: `"usage"` or `"error"`, and a string-valued
-    /// `"finish_reason"` (the one chunk per choice that says why generation stopped).
+    /// The pre-filter of OpenAI chunks, in one pass over the quotes: `"usage"` or `"error"`, and a
+    /// string-valued `"finish_reason"` (the one chunk per choice that says why generation stopped).
     static func chunkKeys(_ bytes: UnsafeRawBufferPointer) -> ChunkKeys {
-        let last = bytes.count - 7
         var found: ChunkKeys = []
-        var index = 0
-        while index <= last {
-            index = firstIndex(of: UInt8(ascii: "\""), in: bytes, from: index)
-            guard index <= last else { return found }
-            switch bytes[index + 1] {
-            case UInt8(ascii: "u"):
-                if UnsafeRawBufferPointer(rebasing: bytes[(index + 2)..<(index + 7)]).hasBytes("sage\"") {
-                    found.insert(.usageOrError)
-                }
-            case UInt8(ascii: "e"):
-                if UnsafeRawBufferPointer(rebasing: bytes[(index + 2)..<(index + 7)]).hasBytes("rror\"") {
-                    found.insert(.usageOrError)
-                }
-            case UInt8(ascii: "f"):
-                if index + 15 <= bytes.count,
-                    UnsafeRawBufferPointer(rebasing: bytes[(index + 2)..<(index + 15)]).hasBytes("inish_reason\""),
-                    Self.stringValueFollows(bytes, from: index + 15)
+        forEachQuotePair(in: bytes, near: 6, far: 14) { index, distance in
+            if distance == 6 {
+                if hasPattern(Pattern.usageKey, count: 7, in: bytes, at: index)
+                    || hasPattern(Pattern.errorKey, count: 7, in: bytes, at: index)
                 {
-                    found.insert(.finishReason)
+                    found.insert(.usageOrError)
                 }
-            default:
-                break
+            } else if hasPattern(Pattern.finishReasonStart, count: 8, in: bytes, at: index),
+                hasPattern(Pattern.finishReasonEnd, count: 7, in: bytes, at: index &+ 8),
+                stringValueFollows(bytes, from: index &+ 15)
+            {
+                found.insert(.finishReason)
             }
-            if found == [.usageOrError, .finishReason] { return found }
-            index += 1
+            return found != [.usageOrError, .finishReason]
         }
         return found
     }

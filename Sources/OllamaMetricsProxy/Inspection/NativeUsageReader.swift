@@ -109,6 +109,48 @@ struct NativeUsageReader {
         return scanner.isCleanlyFinished()
     }
 
+    /// Lines are screened once content was seen (no member of an ordinary chunk is wanted any more), except
+    /// on embedding endpoints, where any object completes the request.
+    var screensLines: Bool { hasSeenContent && !completesWithoutDone }
+
+    /// Whether reading a complete line would change nothing: it can neither complete the request (a `done`
+    /// member that is true) nor report an error (an `error` member). Answered from the line's last bytes for
+    /// Ollama's ordinary chunks, else from one pass over its quotes; false when in doubt.
+    func canDismissLine(_ line: UnsafeRawBufferPointer) -> Bool {
+        Self.endsAsOrdinaryChunk(line) || Self.hasNeitherTrueDoneNorError(line)
+    }
+
+    /// The line ends in `,"done":false}` (then only blanks), as every chunk but the last does. The quote after
+    /// the comma is not escaped, so it either opens the object's last key, `done`, whose `false` makes the
+    /// reader abandon the line, or it closes a string, after which `done"` leaves the line unreadable (a
+    /// letter after a key or a value, or a string left open at the line's end). Either way no object ends.
+    static func endsAsOrdinaryChunk(_ line: UnsafeRawBufferPointer) -> Bool {
+        var end = line.count
+        while end > 0, JSONBytes.isWhitespace(line[end &- 1]) {
+            end &-= 1
+        }
+        guard end >= 14 else { return false }
+        return ByteScan.hasPattern(ByteScan.Pattern.commaDoneKeyColon, count: 8, in: line, at: end &- 14)
+            && ByteScan.hasPattern(ByteScan.Pattern.quoteColonFalseBrace, count: 8, in: line, at: end &- 8)
+    }
+
+    /// No `"error"` anywhere, and every `"done"` is followed at once by `:f`. A member's key lies in the line
+    /// as its raw bytes between quotes, so the object has no `error` member, and a `done` member, if any, is
+    /// not true: reading it ends the object unfinished, or the object ends with nothing to report.
+    static func hasNeitherTrueDoneNorError(_ line: UnsafeRawBufferPointer) -> Bool {
+        var dismissible = true
+        ByteScan.forEachQuotePair(in: line, near: 5, far: 6) { index, distance in
+            if distance == 5 {
+                dismissible = !ByteScan.hasPattern(ByteScan.Pattern.doneKey, count: 6, in: line, at: index)
+                    || ByteScan.hasPattern(ByteScan.Pattern.doneKeyThenF, count: 8, in: line, at: index)
+            } else {
+                dismissible = !ByteScan.hasPattern(ByteScan.Pattern.errorKey, count: 7, in: line, at: index)
+            }
+            return dismissible
+        }
+        return dismissible
+    }
+
     mutating func objectDidEnd(_ outcome: inout UsageOutcome) {
         if let errorMessage {
             outcome.fail(message: errorMessage)

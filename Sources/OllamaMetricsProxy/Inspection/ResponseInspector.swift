@@ -112,6 +112,9 @@ public struct ResponseInspector: Sendable {
         reader.outcome.takeCompletedUsage()
     }
 
+    /// Whether `takeCompletedUsage` would return a usage, answered without copying one: the per-chunk check.
+    var hasCompletedUsage: Bool { reader.outcome.hasPendingUsage }
+
     private static func framing(endpoint: InferenceEndpoint, isStreaming: Bool, contentType: String?) -> Framing {
         if let contentType {
             if Self.mediaType(of: contentType, is: "text/event-stream") {
@@ -210,6 +213,14 @@ struct DialectReader: ObjectMemberConsumer, SSEEventConsumer, Sendable {
 
     mutating func member(_ id: UInt8, value: UnsafeRawBufferPointer) -> Bool {
         kind == .native ? native.member(id, value: value) : document.member(id, value: value)
+    }
+
+    var screensLines: Bool {
+        kind == .native && native.screensLines
+    }
+
+    func canDismissLine(_ line: UnsafeRawBufferPointer) -> Bool {
+        kind == .native && native.canDismissLine(line)
     }
 
     mutating func objectDidEnd() {

@@ -17,6 +17,18 @@ protocol ObjectMemberConsumer {
     mutating func member(_ id: UInt8, value: UnsafeRawBufferPointer) -> Bool
     /// The object closed and every member was well-formed.
     mutating func objectDidEnd()
+    /// Line mode: whether lines are screened by `canDismissLine` before being read. While this is true, a
+    /// line that did not end in its piece is held back (copied, up to `StreamingObjectReader.heldLineLimit`)
+    /// so that it can be screened whole once it ends.
+    var screensLines: Bool { get }
+    /// Line mode, while `screensLines`: whether reading this complete line (without its `\n`) would change
+    /// nothing, so that it need not be read. Must answer false whenever in doubt.
+    func canDismissLine(_ line: UnsafeRawBufferPointer) -> Bool
+}
+
+extension ObjectMemberConsumer {
+    var screensLines: Bool { false }
+    func canDismissLine(_ line: UnsafeRawBufferPointer) -> Bool { false }
 }
 
 /// Reads top-level JSON objects from bytes that arrive in arbitrary pieces, capturing only the member
@@ -38,6 +50,10 @@ struct StreamingObjectReader {
     static let captureLimit = 1 << 20
     /// How much of a value captured for its first bytes only is kept.
     static let prefixCaptureLimit = 1024
+    /// Line mode, while the consumer screens lines: how much of a line that did not end in its piece is
+    /// held back to be screened whole. Token lines are a few hundred bytes; a longer line is read as it
+    /// arrives.
+    static let heldLineLimit = 16 * 1024
     private static let keyLimit = 64
 
     private enum State {
@@ -70,6 +86,9 @@ struct StreamingObjectReader {
     /// Bytes of the captured value from earlier pieces.
     private var captured: [UInt8] = []
 
+    /// Line mode: the start of a line that did not end in its piece, not read yet (see `screensLines`).
+    private var heldLine: [UInt8] = []
+
     /// Finds the end of the container or string value being scanned.
     private var skipper = JSONValueSkipper()
 
@@ -85,22 +104,70 @@ struct StreamingObjectReader {
         }
         let end = piece.count
         var lineStart = 0
+        if !heldLine.isEmpty {
+            let index = ByteScan.firstLineFeed(in: piece, from: 0)
+            guard index < end else {
+                hold(piece, into: &consumer)
+                return
+            }
+            hold(UnsafeRawBufferPointer(rebasing: piece[..<index]), into: &consumer)
+            readHeldLine(isComplete: true, into: &consumer)
+            endLine(into: &consumer)
+            lineStart = index + 1
+        }
         while true {
-            let index = ByteScan.firstIndex(of: 0x0A, in: piece, from: lineStart)
+            let index = ByteScan.firstLineFeed(in: piece, from: lineStart)
             guard index < end else { break }
             if index > lineStart, state != .ignoring {
-                consume(UnsafeRawBufferPointer(rebasing: piece[lineStart..<index]), into: &consumer)
+                let line = UnsafeRawBufferPointer(rebasing: piece[lineStart..<index])
+                // A line whose start was read from earlier pieces is read to its end.
+                if state != .beforeObject || !consumer.screensLines || !consumer.canDismissLine(line) {
+                    consume(line, into: &consumer)
+                }
             }
             endLine(into: &consumer)
             lineStart = index + 1
         }
         if lineStart < end, state != .ignoring {
-            consume(UnsafeRawBufferPointer(rebasing: piece[lineStart..<end]), into: &consumer)
+            let rest = UnsafeRawBufferPointer(rebasing: piece[lineStart..<end])
+            if state == .beforeObject, consumer.screensLines {
+                hold(rest, into: &consumer)
+            } else {
+                consume(rest, into: &consumer)
+            }
         }
+    }
+
+    /// Keeps the start of a line for screening once it ends; a line that outgrows `heldLineLimit` (a
+    /// generate reply's final line with its `context`) is read as it arrives instead.
+    private mutating func hold<Consumer: ObjectMemberConsumer>(_ bytes: UnsafeRawBufferPointer, into consumer: inout Consumer) {
+        if heldLine.count + bytes.count <= Self.heldLineLimit {
+            heldLine.append(contentsOf: bytes)
+            return
+        }
+        readHeldLine(isComplete: false, into: &consumer)
+        if state != .ignoring {
+            consume(bytes, into: &consumer)
+        }
+    }
+
+    /// The held-back start of a line goes through the reader, unless it is the whole line and dismissed.
+    private mutating func readHeldLine<Consumer: ObjectMemberConsumer>(isComplete: Bool, into consumer: inout Consumer) {
+        guard !heldLine.isEmpty else { return }
+        var line = heldLine
+        heldLine = []
+        line.withUnsafeBytes { bytes in
+            if !isComplete || !consumer.canDismissLine(bytes) {
+                consume(bytes, into: &consumer)
+            }
+        }
+        line.emptyForReuse()
+        heldLine = line
     }
 
     /// The body ended: an object still open is incomplete and is dropped.
     mutating func finish<Consumer: ObjectMemberConsumer>(into consumer: inout Consumer) {
+        readHeldLine(isComplete: false, into: &consumer)
         endLine(into: &consumer)
     }
 

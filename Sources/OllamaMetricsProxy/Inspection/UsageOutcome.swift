@@ -11,6 +11,7 @@ struct UsageOutcome {
     mutating func complete(with usage: Usage) {
         guard !hasCompleted, errorMessage == nil else { return }
         pending = usage
+        hasPendingUsage = true
         hasCompleted = true
     }
 
@@ -22,8 +23,14 @@ struct UsageOutcome {
         }
     }
 
+    /// A usage waits to be taken: a flag, so that the per-chunk check copies no `Usage`.
+    private(set) var hasPendingUsage = false
+
     mutating func takeCompletedUsage() -> Usage? {
-        defer { pending = nil }
+        defer {
+            pending = nil
+            hasPendingUsage = false
+        }
         return pending
     }
 }
