@@ -18,6 +18,9 @@
                                          the N functions whose inclusive instructions grow most from SHORT_OUT to
                                          LONG_OUT, divided by UNITS (the extra chunks): where the per-chunk cost goes
     cost.py report RESULTS               the Markdown table of scripts/cost
+    cost.py check RESULTS THRESHOLDS     compares the per-unit figures of RESULTS with the committed maxima in
+                                         THRESHOLDS (JSON, see Benchmarks/Thresholds/cost.json); exit 3 when one
+                                         exceeds its maximum by more than the tolerance
 
 Every socket has a timeout, so a stuck proxy fails the run instead of hanging it.
 """
@@ -223,13 +226,20 @@ def parse(path):
     return total, self_cost, inclusive, calls
 
 
+# The response inspector's entry point (mangled): its inclusive cost is the inspection of a chunk, whatever the
+# framing around it costs.
+INSPECTION = re.compile(r"ResponseInspectorV7inspecty7NIOCore10ByteBufferV")
+
+
 def summary(path):
-    total, _, _, calls = parse(path)
+    total, _, inclusive, calls = parse(path)
     allocations = sum(count for name, count in calls.items() if name in ALLOCATORS)
     reads = sum(count for name, count in calls.items() if name in READS)
+    inspection = sum(cost for name, cost in inclusive.items() if INSPECTION.search(name))
     print(f"instructions {total}")
     print(f"allocations {allocations}")
     print(f"reads {reads}")
+    print(f"inspection {inspection}")
 
 
 def demangle(names):
@@ -338,6 +348,12 @@ def report(path):
                 if value is not None and value < 0.98:
                     coalesced.append(f"{key} ({who}: {value:.2f} reads per chunk)")
     print()
+    print("| inspection per unit: `ResponseInspector.inspect`, inclusive | native chunk | OpenAI chunk | line in a burst |")
+    print("|---|--:|--:|--:|")
+    print("| this proxy | " + " | ".join(
+        cell(per_unit(f"proxy_{key}", "inspection", f"{key}_short_units", f"{key}_long_units"))
+        for key in ("stream_native", "stream_openai", "stream_burst")) + " |")
+    print()
     print("| per proxied request (callgrind) | instructions | allocations |")
     print("|---|--:|--:|")
     for key, label in (("req_tags", "`GET /api/tags` pass-through"),
@@ -354,6 +370,61 @@ def report(path):
         print()
         for note in notes:
             print(f"- {note}")
+
+
+def figures(path):
+    """{"proxy_stream_native.instructions": per-unit value, …} for every figure RESULTS has both runs of."""
+    values = {}
+    with open(path) as file:
+        for line in file:
+            key, _, value = line.rstrip("\n").partition(" ")
+            if key and key != "note":
+                values[key] = value
+    result = {}
+    for key in values:
+        match = re.match(r"^(proxy|nginx)_(stream_\w+?|req_\w+?)_short_(\w+)$", key)
+        if not match:
+            continue
+        who, unit, metric = match.groups()
+        try:
+            short, long_ = float(values[key]), float(values[f"{who}_{unit}_long_{metric}"])
+            units = float(values[f"{unit}_long_units"]) - float(values[f"{unit}_short_units"])
+        except (KeyError, ValueError):
+            continue
+        if units > 0:
+            result[f"{who}_{unit}.{metric}"] = (long_ - short) / units
+    return result
+
+
+def check(results_path, thresholds_path):
+    """A figure fails when it exceeds its committed maximum by more than the tolerance; one well below its
+    maximum is pointed out, so that the threshold can be lowered to keep the gain."""
+    with open(thresholds_path) as file:
+        committed = json.load(file)
+    tolerance = float(committed.get("tolerance_percent", 5)) / 100
+    measured = figures(results_path)
+    print("| figure per unit | measured | committed maximum | verdict |")
+    print("|---|--:|--:|---|")
+    regressions = 0
+    for key, maximum in committed["maxima"].items():
+        value = measured.get(key)
+        if value is None:
+            verdict = "not measured"
+        elif value > maximum * (1 + tolerance):
+            verdict = f"**REGRESSION**: {(value / maximum - 1) * 100:+.1f} %"
+            regressions += 1
+        elif value < maximum * (1 - 2 * tolerance) and maximum >= 1:
+            verdict = f"ok, {(value / maximum - 1) * 100:+.1f} %: lower the maximum to keep the gain"
+        else:
+            verdict = "ok"
+        digits = 2 if maximum < 100 else 0
+        shown = "n/a" if value is None else f"{value:,.{digits}f}"
+        print(f"| `{key}` | {shown} | {maximum:,.{digits}f} | {verdict} |")
+    print()
+    print(f"- tolerance {tolerance * 100:g} % above each maximum ({thresholds_path})")
+    if regressions:
+        print(f"- {regressions} figure(s) above their maximum")
+        sys.exit(3)
 
 
 def main():
@@ -374,6 +445,8 @@ def main():
         top(args[0], args[1], float(args[2]), int(args[3]))
     elif command == "report":
         report(args[0])
+    elif command == "check":
+        check(args[0], args[1])
     else:
         fail(f"unknown command {command}")
 

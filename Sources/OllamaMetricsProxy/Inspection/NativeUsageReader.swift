@@ -6,8 +6,10 @@
 /// one completes the request (`/api/embeddings` carries no usage at all, but the request still counts).
 /// An object with a non-null `"error"` is an error reported after the 200 status.
 ///
-/// Ordinary chunks are dismissed as soon as their `"done":false` is read; the model name is kept as raw
-/// bytes and decoded only once the final object is known, so streaming allocates nothing per chunk.
+/// Until content was seen, every line is read (for `hasSeenContent`) and an ordinary chunk is dismissed as
+/// soon as its `"done":false` is read; after that, lines are screened (`canDismissLine`) and only a final
+/// or error line is read at all. The model name is kept as raw bytes and decoded only once the final object
+/// is known, so streaming allocates nothing per chunk.
 struct NativeUsageReader {
     private enum Member: UInt8 {
         case model, done, error, totalDuration, loadDuration, promptEvalCount, promptEvalDuration, evalCount, evalDuration

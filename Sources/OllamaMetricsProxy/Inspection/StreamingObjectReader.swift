@@ -37,7 +37,11 @@ extension ObjectMemberConsumer {
 /// This is what lets the proxy read `/api/generate`'s final line (whose `context` array can be
 /// megabytes) and multi-megabyte embedding replies without a line-length limit and without holding the
 /// line in memory: only the captured values (a model name, a few integers) are ever copied, and only
-/// when they straddle two pieces.
+/// when they straddle two pieces. (While a consumer screens lines, the start of a line that did not end in
+/// its piece is held, up to `heldLineLimit`; a longer line is read as it arrives.)
+///
+/// Screening is what makes a streamed token cheap: once a consumer says so, a complete line is offered to
+/// `canDismissLine` first, and most lines are then never read member by member.
 ///
 /// In line mode (NDJSON) a newline ends the current object whether or not it is complete, so a garbage
 /// or truncated line never swallows the next one, and an object only counts once its line ended with
