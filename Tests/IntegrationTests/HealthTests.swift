@@ -29,6 +29,7 @@ import Testing
 
     @Test func aBurstOfProbesAndScrapesCostsOllamaOneStatusCall() async throws {
         try await ProxyHarness.with { harness in
+            let start = ContinuousClock.now
             let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
                 for index in 0..<8 {
                     group.addTask {
@@ -38,8 +39,11 @@ import Testing
                 return try await group.reduce(into: []) { $0.append($1) }
             }
             #expect(statuses == Array(repeating: 200, count: 8))
-            #expect(harness.simulator.requests.filter { $0.path == "/api/ps" }.count == 1)
-            #expect(harness.simulator.requests.filter { $0.path == "/api/version" }.count == 1)
+            // One call while the answer is fresh (1 s); a machine so loaded that the burst spreads over more
+            // than a second may make one more per second, never one per request.
+            let allowed = 1 + Int((ContinuousClock.now - start).components.seconds)
+            #expect(harness.simulator.requests.filter { $0.path == "/api/ps" }.count <= allowed)
+            #expect(harness.simulator.requests.filter { $0.path == "/api/version" }.count <= allowed)
         }
     }
 
