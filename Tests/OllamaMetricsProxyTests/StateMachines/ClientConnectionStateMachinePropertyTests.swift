@@ -24,8 +24,9 @@ private struct ConnectionWorld: RandomWorld {
     var now = NIODeadline.uptimeNanoseconds(1_000_000_000)
 
     /// What the client sends, in order: each request's head, body parts and end, then maybe bytes that are
-    /// not HTTP (NIO's decoder stops there).
-    enum Input { case head(Int), body(Int, part: Int), end(Int), malformed }
+    /// not HTTP (NIO's decoder stops there). A `refusedHead` is a head over a limit: the handler refuses it
+    /// instead of passing it on, and its body and everything after it still arrive.
+    enum Input { case head(Int), refusedHead(Int), body(Int, part: Int), end(Int), malformed }
     let requestParts: [Int]
     var input: [Input] = []
     var inputSent = 0
@@ -65,6 +66,11 @@ private struct ConnectionWorld: RandomWorld {
             // Not HTTP from some point on: the rest of the input is never decoded.
             self.input.removeSubrange(self.run.random.below(self.input.count + 1)...)
             self.input.append(.malformed)
+        } else if self.run.random.oneIn(5) {
+            // One head over a limit, wherever it falls.
+            let refused = self.run.random.below(count)
+            let index = self.input.firstIndex { if case .head(refused) = $0 { true } else { false } }!
+            self.input[index] = .refusedHead(refused)
         }
     }
 
@@ -212,6 +218,9 @@ private struct ConnectionWorld: RandomWorld {
         case .malformed:
             self.malformedSentAfter = self.endsReceived
             action = self.machine.receivedMalformedInput()
+        case .refusedHead:
+            self.malformedSentAfter = self.endsReceived
+            action = self.machine.receivedUnanswerable(.tooManyHeaders(limit: 1, endpoint: nil))
         }
         self.perform(action, after: "received \(input)")
     }
@@ -301,7 +310,12 @@ private struct ConnectionWorld: RandomWorld {
             if self.input.last.map({ if case .malformed = $0 { true } else { false } }) == true {
                 self.run.fail("bytes that are not HTTP were answered without closing")
             }
-        } else if self.closeCause == "received malformed" || self.closeCause == "next pipelined", !self.quiesced {
+            if self.input[..<self.inputSent].contains(where: { if case .refusedHead = $0 { true } else { false } }) {
+                self.run.fail("a refused head was answered without closing")
+            }
+        } else if self.closeCause == "received malformed" || self.closeCause?.hasPrefix("received refusedHead") == true
+            || self.closeCause == "next pipelined", !self.quiesced
+        {
             // Requests that came whole before the bytes that are not HTTP are still answered.
             for request in self.malformedSentAfter.sorted() where !self.started.contains(request) {
                 self.run.fail("request \(request) came whole before the bad bytes but was never answered")
