@@ -13,11 +13,11 @@ final class RefusalReporter: Sendable {
     static let refusalsName = "ollama_metrics_proxy_refusals_total"
     static let connectionsName = "ollama_metrics_proxy_client_connections"
 
-    private let counters: [String: Counter]
+    private let counters: [ClientRefusal.Reason: Counter]
     let openConnections: Gauge
     private let logger: Logger
     private let quietPeriod: TimeAmount
-    private let bursts = NIOLockedValueBox([String: Burst]())
+    private let bursts = NIOLockedValueBox([ClientRefusal.Reason: Burst]())
 
     private struct Burst {
         var first: NIODeadline
@@ -30,9 +30,9 @@ final class RefusalReporter: Sendable {
             metricName: Self.refusalsName, unitName: "",
             helpText: "Requests and connections the proxy answered itself and closed, by reason."
         )
-        var counters: [String: Counter] = [:]
-        for reason in ClientRefusal.allReasons {
-            counters[reason] = registry.makeCounter(descriptor: descriptor, labels: [("reason", reason)])
+        var counters: [ClientRefusal.Reason: Counter] = [:]
+        for reason in ClientRefusal.Reason.allCases {
+            counters[reason] = registry.makeCounter(descriptor: descriptor, labels: [("reason", reason.rawValue)])
         }
         self.counters = counters
         self.openConnections = registry.makeGauge(
@@ -59,19 +59,19 @@ final class RefusalReporter: Sendable {
         }
         guard startsBurst else { return }
         self.logger.warning(
-            "refused: \(refusal.message); more refusals for this reason are only counted (\(Self.refusalsName){reason=\"\(refusal.reason)\"}) until they stop",
-            metadata: ["reason": "\(refusal.reason)", "status": "\(refusal.status.code)", "client": "\(clientAddress ?? "-")"]
+            "refused: \(refusal.message); more refusals for this reason are only counted (\(Self.refusalsName){reason=\"\(refusal.reason.rawValue)\"}) until they stop",
+            metadata: ["reason": "\(refusal.reason.rawValue)", "status": "\(refusal.status.code)", "client": "\(clientAddress ?? "-")"]
         )
         self.scheduleEndCheck(reason: refusal.reason, at: now + self.quietPeriod, on: eventLoop)
     }
 
-    private func scheduleEndCheck(reason: String, at deadline: NIODeadline, on eventLoop: EventLoop) {
+    private func scheduleEndCheck(reason: ClientRefusal.Reason, at deadline: NIODeadline, on eventLoop: EventLoop) {
         eventLoop.scheduleTask(deadline: deadline) {
             self.checkBurstEnd(reason: reason, on: eventLoop)
         }
     }
 
-    private func checkBurstEnd(reason: String, on eventLoop: EventLoop) {
+    private func checkBurstEnd(reason: ClientRefusal.Reason, on eventLoop: EventLoop) {
         let now = NIODeadline.now()
         enum Next { case ended(Burst), continues(NIODeadline) }
         let next = self.bursts.withLockedValue { bursts -> Next? in
@@ -93,7 +93,7 @@ final class RefusalReporter: Sendable {
             let tenths = (burst.last - burst.first).nanoseconds / 100_000_000
             self.logger.warning(
                 "refusals stopped: \(burst.count) refused over \(tenths / 10).\(tenths % 10) s",
-                metadata: ["reason": "\(reason)", "count": "\(burst.count)"]
+                metadata: ["reason": "\(reason.rawValue)", "count": "\(burst.count)"]
             )
         }
     }

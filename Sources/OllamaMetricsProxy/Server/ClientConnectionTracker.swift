@@ -24,22 +24,22 @@ final class ClientConnectionTracker: Sendable {
     /// caller refuses it.
     func admit(_ channel: Channel) -> Bool {
         let id = ObjectIdentifier(channel)
-        let open = self.state.withLockedValue { state -> Int? in
-            guard state.channels.count < self.limit else { return nil }
+        // The gauge is set under the lock: set after it, two threads could leave an older count in it.
+        let admitted = self.state.withLockedValue { state -> Bool in
+            guard state.channels.count < self.limit else { return false }
             state.channels[id] = channel
-            return state.channels.count
+            self.gauge?.set(Int64(state.channels.count))
+            return true
         }
-        guard let open else { return false }
-        self.gauge?.set(Int64(open))
+        guard admitted else { return false }
         channel.closeFuture.whenComplete { _ in
-            let (waiters, open) = self.state.withLockedValue { state -> ([CheckedContinuation<Void, Never>], Int) in
+            let waiters = self.state.withLockedValue { state -> [CheckedContinuation<Void, Never>] in
                 state.channels[id] = nil
-                let open = state.channels.count
-                guard state.channels.isEmpty else { return ([], open) }
+                self.gauge?.set(Int64(state.channels.count))
+                guard state.channels.isEmpty else { return [] }
                 defer { state.drained.removeAll() }
-                return (state.drained, open)
+                return state.drained
             }
-            self.gauge?.set(Int64(open))
             for waiter in waiters { waiter.resume() }
         }
         return true

@@ -17,17 +17,22 @@ enum ClientRefusal: Equatable, Sendable {
     /// A connection beyond `--max-connections` open ones (503).
     case tooManyConnections(limit: Int)
 
-    /// The `reason` label.
-    var reason: String {
-        switch self {
-        case .malformedRequest: "malformed_request"
-        case .requestHeadTooLarge: "request_head_too_large"
-        case .tooManyHeaders: "too_many_headers"
-        case .tooManyConnections: "too_many_connections"
-        }
+    /// The values of the `reason` label, one per case.
+    enum Reason: String, CaseIterable, Sendable {
+        case malformedRequest = "malformed_request"
+        case requestHeadTooLarge = "request_head_too_large"
+        case tooManyHeaders = "too_many_headers"
+        case tooManyConnections = "too_many_connections"
     }
 
-    static let allReasons = ["malformed_request", "request_head_too_large", "too_many_headers", "too_many_connections"]
+    var reason: Reason {
+        switch self {
+        case .malformedRequest: .malformedRequest
+        case .requestHeadTooLarge: .requestHeadTooLarge
+        case .tooManyHeaders: .tooManyHeaders
+        case .tooManyConnections: .tooManyConnections
+        }
+    }
 
     var status: HTTPResponseStatus {
         switch self {

@@ -18,7 +18,16 @@ final class ConnectionLimitResponder: ChannelInboundHandler {
     private var timer: Scheduled<Void>?
     private var answered = false
 
-    init(refusal: ClientRefusal, answerDelay: TimeAmount = .milliseconds(500), lingerTime: TimeAmount = .seconds(2)) {
+    /// - Parameter response: The refusal's bytes, from `wireBytes(of:)`: built once, shared by every
+    ///   refused connection.
+    init(response: ByteBuffer, answerDelay: TimeAmount = .milliseconds(500), lingerTime: TimeAmount = .seconds(2)) {
+        self.response = response
+        self.answerDelay = answerDelay
+        self.lingerTime = lingerTime
+    }
+
+    /// The refusal's response as written on the wire: no HTTP codec sits on a refused connection.
+    static func wireBytes(of refusal: ClientRefusal) -> ByteBuffer {
         let (head, body) = refusal.response
         var bytes = ByteBuffer()
         bytes.writeString("HTTP/1.1 \(head.status.code) \(head.status.reasonPhrase)\r\n")
@@ -27,9 +36,7 @@ final class ConnectionLimitResponder: ChannelInboundHandler {
         }
         bytes.writeString("\r\n")
         if var body { bytes.writeBuffer(&body) }
-        self.response = bytes
-        self.answerDelay = answerDelay
-        self.lingerTime = lingerTime
+        return bytes
     }
 
     func channelActive(context: ChannelHandlerContext) {

@@ -89,6 +89,7 @@ public final class ProxyServer: Sendable {
         let connections = self.connections
         let refusals = self.refusals
         let tooManyConnections = ClientRefusal.tooManyConnections(limit: self.configuration.maxConnections)
+        let tooManyConnectionsResponse = ConnectionLimitResponder.wireBytes(of: tooManyConnections)
         let proxyBootstrap = ServerBootstrap(group: self.group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -98,7 +99,7 @@ public final class ProxyServer: Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     guard connections.admit(channel) else {
                         refusals.refused(tooManyConnections, clientAddress: channel.remoteAddress?.ipAddress, on: channel.eventLoop)
-                        try channel.pipeline.syncOperations.addHandler(ConnectionLimitResponder(refusal: tooManyConnections))
+                        try channel.pipeline.syncOperations.addHandler(ConnectionLimitResponder(response: tooManyConnectionsResponse))
                         return
                     }
                     // Framing headers are forwarded as Ollama wrote them (NIO would re-case them).
