@@ -1,7 +1,9 @@
 // What one proxied request costs in the connection handler and its state machines (issue 7): the client's
 // request goes in at one `EmbeddedChannel`, comes out at another standing for the connection to Ollama, and
-// Ollama's answer travels back. No sockets and no HTTP codecs: what is counted is the proxy's own work per
-// request (state machines, head rewriting, inspection, metrics), in allocations and wall-clock time.
+// Ollama's answer travels back. No sockets: what is counted is the proxy's own work per request (its response
+// parser and encoder, state machines, head rewriting, inspection, metrics), in allocations and wall-clock time.
+// Ollama's answer goes in as the bytes it sends, in reads as Ollama flushes them; the client's request as NIO's
+// request decoder hands it over.
 //
 // The harness's own work (wrapping parts, reading them back out of the channels) is included and is the same
 // for every version measured; compare figures between versions, not with zero.
@@ -36,15 +38,18 @@ final class HandlerPair {
 
     private var upstreamRef: () -> EmbeddedChannel? = { nil }
 
-    /// One request through both handlers; returns the number of parts the client received.
+    /// One request through both handlers; returns the number of bytes the client received.
     @inline(never)
-    func exchange(request: [HTTPServerRequestPart], response: [HTTPClientResponsePart]) throws -> Int {
+    func exchange(request: [HTTPServerRequestPart], response: [ByteBuffer]) throws -> Int {
         for part in request { try self.client.writeInbound(part) }
         let upstream = self.upstreamRef()!
         while try upstream.readOutbound(as: HTTPClientRequestPart.self) != nil {}
-        for part in response { try upstream.writeInbound(part) }
+        for read in response {
+            try upstream.writeInbound(read)
+            upstream.pipeline.fireChannelReadComplete()
+        }
         var received = 0
-        while try self.client.readOutbound(as: HTTPServerResponsePart.self) != nil { received += 1 }
+        while let bytes = try self.client.readOutbound(as: ByteBuffer.self) { received += bytes.readableBytes }
         return received
     }
 }
@@ -55,9 +60,13 @@ enum Requests {
     }
 
     static let tags: [HTTPServerRequestPart] = [.head(head(.GET, "/api/tags", [])), .end(nil)]
-    static let tagsAnswer: [HTTPClientResponsePart] = [
-        .head(HTTPResponseHead(version: .http1_1, status: .ok, headers: HTTPHeaders([("Content-Type", "application/json; charset=utf-8"), ("Content-Length", "13")]))),
-        .body(ByteBuffer(string: #"{"models":[]}"#)), .end(nil),
+    /// A response head as Go's net/http writes it.
+    static func responseHead(_ headers: [(String, String)]) -> String {
+        "HTTP/1.1 200 OK\r\n" + headers.map { "\($0.0): \($0.1)\r\n" }.joined() + "Date: Sun, 01 Jun 2025 12:00:00 GMT\r\n\r\n"
+    }
+
+    static let tagsAnswer: [ByteBuffer] = [
+        ByteBuffer(string: responseHead([("Content-Type", "application/json; charset=utf-8"), ("Content-Length", "13")]) + #"{"models":[]}"#)
     ]
 
     static let chatBody = #"{"model":"llama3.2","messages":[{"role":"user","content":"Why is the sky blue?"}],"stream":false}"#
@@ -66,9 +75,8 @@ enum Requests {
         .body(ByteBuffer(string: chatBody)), .end(nil),
     ]
     static let chatAnswerBody = #"{"model":"llama3.2","created_at":"2025-06-01T12:00:01Z","message":{"role":"assistant","content":"Rayleigh scattering."},"done":true,"done_reason":"stop","total_duration":5589157167,"load_duration":3013701500,"prompt_eval_count":26,"prompt_eval_duration":1139568000,"eval_count":8,"eval_duration":1435282000}"#
-    static let chatAnswer: [HTTPClientResponsePart] = [
-        .head(HTTPResponseHead(version: .http1_1, status: .ok, headers: HTTPHeaders([("Content-Type", "application/json; charset=utf-8"), ("Content-Length", "\(chatAnswerBody.utf8.count)")]))),
-        .body(ByteBuffer(string: chatAnswerBody)), .end(nil),
+    static let chatAnswer: [ByteBuffer] = [
+        ByteBuffer(string: responseHead([("Content-Type", "application/json; charset=utf-8"), ("Content-Length", "\(chatAnswerBody.utf8.count)")]) + chatAnswerBody)
     ]
 
     static let streamBody = #"{"model":"llama3.2","messages":[{"role":"user","content":"Why is the sky blue?"}]}"#
@@ -76,17 +84,15 @@ enum Requests {
         .head(head(.POST, "/api/chat", [("Content-Type", "application/json"), ("Content-Length", "\(streamBody.utf8.count)")])),
         .body(ByteBuffer(string: streamBody)), .end(nil),
     ]
-    /// Ten tokens and the final line, one body part each, as Ollama flushes them.
-    static let streamAnswer: [HTTPClientResponsePart] = {
-        var parts: [HTTPClientResponsePart] = [
-            .head(HTTPResponseHead(version: .http1_1, status: .ok, headers: HTTPHeaders([("Content-Type", "application/x-ndjson"), ("Transfer-Encoding", "chunked")])))
-        ]
+    /// Ten tokens and the final line, one chunk and one read each, as Ollama flushes them.
+    static let streamAnswer: [ByteBuffer] = {
+        func chunk(_ line: String) -> String { String(line.utf8.count, radix: 16) + "\r\n" + line + "\r\n" }
+        var reads = [ByteBuffer(string: responseHead([("Content-Type", "application/x-ndjson"), ("Transfer-Encoding", "chunked")]))]
         for _ in 0..<10 {
-            parts.append(.body(ByteBuffer(string: #"{"model":"llama3.2","created_at":"2025-06-01T12:00:00.123456789Z","message":{"role":"assistant","content":" sky"},"done":false}"# + "\n")))
+            reads.append(ByteBuffer(string: chunk(#"{"model":"llama3.2","created_at":"2025-06-01T12:00:00.123456789Z","message":{"role":"assistant","content":" sky"},"done":false}"# + "\n")))
         }
-        parts.append(.body(ByteBuffer(string: chatAnswerBody + "\n")))
-        parts.append(.end(nil))
-        return parts
+        reads.append(ByteBuffer(string: chunk(chatAnswerBody + "\n") + "0\r\n\r\n"))
+        return reads
     }()
 }
 

@@ -572,8 +572,9 @@ struct ExchangeStateMachine {
         }
     }
 
-    /// The connection to Ollama closed (or failed) while this exchange held it.
-    mutating func upstreamClosed(reason: String?) -> Action {
+    /// The connection to Ollama closed (or failed) while this exchange held it. `answerStarted`: bytes of
+    /// the answer had arrived (a head in part, say), so Ollama started on the request: it is not sent again.
+    mutating func upstreamClosed(reason: String?, answerStarted: Bool = false) -> Action {
         switch self.state {
         case .requesting(let body, let reused, let isReplay):
             if case .buffering = body, reused {
@@ -582,7 +583,7 @@ struct ExchangeStateMachine {
                 self.state = .connecting(body, outbound: nil, isReplay: isReplay)
                 return Action(io: .acquireConnection)
             }
-            if case .complete(let replay?) = body, reused, !isReplay {
+            if case .complete(let replay?) = body, reused, !isReplay, !answerStarted {
                 // Ollama closed a reused connection before a byte of the answer came back: it did not start
                 // on the request (Go's Transport retries the same way). Sent again, once, on a fresh one.
                 let head = self.upstreamHead(bodyLength: self.endpoint == nil ? nil : replay.readableBytes)

@@ -26,17 +26,14 @@ final class ConnectionLimitResponder: ChannelInboundHandler {
         self.lingerTime = lingerTime
     }
 
-    /// The refusal's response as written on the wire: no HTTP codec sits on a refused connection.
+    /// The refusal's response as written on the wire: no HTTP handler sits on a refused connection.
     static func wireBytes(of refusal: ClientRefusal) -> ByteBuffer {
         let (head, body) = refusal.response
-        var bytes = ByteBuffer()
-        bytes.writeString("HTTP/1.1 \(head.status.code) \(head.status.reasonPhrase)\r\n")
-        for (name, value) in head.headers {
-            bytes.writeString("\(name): \(value)\r\n")
-        }
-        bytes.writeString("\r\n")
-        if var body { bytes.writeBuffer(&body) }
-        return bytes
+        var encoder = ClientResponseEncoder()
+        encoder.head(head, requestMethod: .GET)
+        if let body { encoder.body(body, write: { _ in preconditionFailure("a refusal's body is small") }) }
+        encoder.end(trailers: nil)
+        return encoder.take()!
     }
 
     func channelActive(context: ChannelHandlerContext) {

@@ -22,12 +22,13 @@ struct ProxySharedState: Sendable {
 /// the two state machines — `ClientConnectionStateMachine` (pipelining, draining, closing) and
 /// `ExchangeStateMachine` (one request and its response) — and carries out the actions they return.
 ///
-/// It sits right behind NIO's HTTP server codec, and is also the delegate of the connection to Ollama that
-/// the current exchange holds: every event of both sockets arrives here, on the one event loop they share.
+/// It sits right behind NIO's HTTP request decoder and writes responses as bytes itself
+/// (`ClientResponseEncoder`). It is also the delegate of the connection to Ollama that the current
+/// exchange holds: every event of both sockets arrives here, on the one event loop they share.
 final class ProxyConnectionHandler: ChannelDuplexHandler {
     typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundIn = HTTPServerResponsePart
-    typealias OutboundOut = HTTPServerResponsePart
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
     private let shared: ProxySharedState
     private let upstreamSource: UpstreamConnectionSource
@@ -44,6 +45,10 @@ final class ProxyConnectionHandler: ChannelDuplexHandler {
     /// The request observer's listener for the current exchange, until it ended.
     private var requestListener: (any RequestLifecycleListener)?
     private var context: ChannelHandlerContext?
+    /// Frames what goes to the client; what it gathers is written at the end of each burst.
+    private var encoder = ClientResponseEncoder()
+    /// The method of the request being answered: a response to HEAD has no body.
+    private var requestMethod: HTTPMethod = .GET
     private var idleTimer: Scheduled<Void>?
     /// The client's IP address as text, for `X-Forwarded-For`: worked out once per connection.
     private var cachedClientAddress: String??
@@ -157,12 +162,14 @@ final class ProxyConnectionHandler: ChannelDuplexHandler {
         case .refuseAndClose(let refusal):
             self.shared.refusals?.refused(refusal, clientAddress: self.clientAddress(context: context), on: context.eventLoop)
             let (head, body) = refusal.response
-            context.write(self.wrapOutboundOut(.head(head)), promise: nil)
-            if let body { context.write(self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
-            context.writeAndFlush(self.wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
+            self.encoder.head(head, requestMethod: .GET)
+            if let body { self.encoder.body(body, write: self.writeToClient) }
+            self.encoder.end(trailers: nil)
+            context.writeAndFlush(self.wrapOutboundOut(self.encoder.take()!)).assumeIsolated().whenComplete { _ in
                 context.close(promise: nil)
             }
         case .close:
+            self.writeGathered()
             context.flush()
             context.close(promise: nil)
         }
@@ -171,8 +178,11 @@ final class ProxyConnectionHandler: ChannelDuplexHandler {
     private func startExchange(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
         if head.headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" }) {
             // Answered here: the body then streams to Ollama like any other.
-            context.writeAndFlush(self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
+            self.encoder.head(HTTPResponseHead(version: head.version, status: .continue), requestMethod: head.method)
+            self.writeGathered()
+            context.flush()
         }
+        self.requestMethod = head.method
         self.exchangeNumber &+= 1
         self.lifecycle = nil
         let clientAddress = self.clientAddress(context: context)
@@ -244,7 +254,8 @@ final class ProxyConnectionHandler: ChannelDuplexHandler {
         case .writeClientHead(let head):
             self.writeClientHead(head)
         case .writeClientBody(let body):
-            if let body { self.context?.write(self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
+            if let body { self.encoder.body(body, write: self.writeToClient) }
+            self.writeGathered()
             self.context?.flush()
         case .finishResponse(let body, let trailers, let disposal, let closeClient):
             self.dispose(disposal)
@@ -254,7 +265,9 @@ final class ProxyConnectionHandler: ChannelDuplexHandler {
             self.endResponse(body: body, trailers: nil, closeClient: closeClient)
         case .abortResponse(let body):
             self.upstreamConnection = nil
-            if let body { self.context?.write(self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
+            // No end: a chunked body stays unfinished, so the client sees that it was cut.
+            if let body { self.encoder.body(body, write: self.writeToClient) }
+            self.writeGathered()
             self.perform(self.connection.responseAborted())
         case .closeUpstream:
             self.dispose(.close)
@@ -291,33 +304,45 @@ final class ProxyConnectionHandler: ChannelDuplexHandler {
         }
     }
 
+    /// Gathers the head; it is written with the burst's bytes, or at the burst's end.
     private func writeClientHead(_ head: HTTPResponseHead) {
-        guard let context = self.context else { return }
+        guard self.context != nil else { return }
         if self.connection.closesAfterResponse, head.status.code >= 200, head.version == .http1_1 {
             var head = head
             head.headers.replaceOrAdd(name: "Connection", value: "close")
-            context.write(self.wrapOutboundOut(.head(head)), promise: nil)
+            self.encoder.head(head, requestMethod: self.requestMethod)
             return
         }
-        context.write(self.wrapOutboundOut(.head(head)), promise: nil)
+        self.encoder.head(head, requestMethod: self.requestMethod)
     }
 
     /// Writes the rest of the response and its end, then hands on the next pipelined request, if any.
     private func endResponse(body: ByteBuffer?, trailers: HTTPHeaders?, closeClient: Bool) {
         guard let context = self.context else { return }
-        if let body { context.write(self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
+        if let body { self.encoder.body(body, write: self.writeToClient) }
+        self.encoder.end(trailers: trailers)
         switch self.connection.responseEnded(closeConnection: closeClient, now: .now()) {
         case .close:
-            context.writeAndFlush(self.wrapOutboundOut(.end(trailers))).assumeIsolated().whenComplete { _ in
+            let last = self.encoder.take() ?? ByteBuffer()
+            context.writeAndFlush(self.wrapOutboundOut(last)).assumeIsolated().whenComplete { _ in
                 context.close(promise: nil)
             }
         case let next:
-            context.write(self.wrapOutboundOut(.end(trailers)), promise: nil)
+            self.writeGathered()
             self.perform(next)
             self.deliverPipelined()
             // One flush for the end of this response and whatever the next request wrote already.
             context.flush()
         }
+    }
+
+    /// Writes what the encoder gathered, without flushing.
+    private func writeGathered() {
+        if let gathered = self.encoder.take() { self.writeToClient(gathered) }
+    }
+
+    private func writeToClient(_ bytes: ByteBuffer) {
+        self.context?.write(self.wrapOutboundOut(bytes), promise: nil)
     }
 
     // MARK: - Lifecycle
@@ -422,11 +447,11 @@ extension ProxyConnectionHandler: UpstreamConnectionDelegate {
         self.perform(self.exchange!.upstreamWritabilityChanged(isWritable: isWritable))
     }
 
-    func upstreamClosed(error: Error?) {
+    func upstreamClosed(error: Error?, answerStarted: Bool) {
         // The connection reports this once and forgets its delegate: it is of no further use.
         self.upstreamConnection = nil
         let reason = error.map(UpstreamFailure.describe)
-        let action = self.exchange!.upstreamClosed(reason: reason)
+        let action = self.exchange!.upstreamClosed(reason: reason, answerStarted: answerStarted)
         switch action.io {
         case .respond:
             self.logUpstreamFailure("Ollama closed the connection without answering", reason: reason ?? "connection closed")

@@ -102,15 +102,13 @@ public final class ProxyServer: Sendable {
                         try channel.pipeline.syncOperations.addHandler(ConnectionLimitResponder(response: tooManyConnectionsResponse))
                         return
                     }
-                    // Framing headers are forwarded as Ollama wrote them (NIO would re-case them).
-                    var encoder = HTTPResponseEncoder.Configuration()
-                    encoder.automaticallySetFramingHeaders = false
-                    // Outbound header validation is off: the headers are Ollama's, already valid HTTP.
-                    // Pipelining and malformed requests are handled by `ProxyConnectionHandler` itself:
-                    // fewer handlers, and no stopping and restarting of reads around every request.
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(
-                        withPipeliningAssistance: false, withErrorHandling: false,
-                        withOutboundHeaderValidation: false, withEncoderConfiguration: encoder
+                    // Requests are read by NIO's llhttp decoder: it is what guards against request smuggling.
+                    // Responses are written by `ProxyConnectionHandler` itself (`ClientResponseEncoder`), with
+                    // framing headers as Ollama wrote them. Pipelining and malformed requests are handled by
+                    // the handler too: fewer handlers, and no stopping and restarting of reads around every
+                    // request.
+                    try channel.pipeline.syncOperations.addHandler(
+                        ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes))
                     )
                     try channel.pipeline.syncOperations.addHandler(
                         ProxyConnectionHandler(shared: shared, upstream: pools.pool(for: channel.eventLoop))

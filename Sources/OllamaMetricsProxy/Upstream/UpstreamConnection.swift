@@ -7,7 +7,9 @@ protocol UpstreamConnectionDelegate: AnyObject {
     func upstreamReceived(_ part: HTTPClientResponsePart)
     func upstreamReadComplete()
     func upstreamWritabilityChanged(isWritable: Bool)
-    func upstreamClosed(error: Error?)
+    /// The connection closed or failed. `answerStarted`: some bytes of the answer to the current request
+    /// had arrived, so Ollama did start on it and it must not be sent again.
+    func upstreamClosed(error: Error?, answerStarted: Bool)
 }
 
 /// One keep-alive HTTP/1.1 connection to Ollama, lent to one exchange at a time by the pool.
@@ -28,6 +30,9 @@ final class UpstreamConnection {
     var isActive: Bool { self.channel.isActive }
 
     func write(_ part: HTTPClientRequestPart) {
+        if case .head(let head) = part {
+            self.handler.requestSent(method: head.method)
+        }
         self.channel.write(part, promise: nil)
     }
 
@@ -47,15 +52,19 @@ final class UpstreamConnection {
     }
 }
 
-/// The last handler of an upstream channel: hands response parts to the owning exchange and withholds
-/// `read()` while the client cannot take more bytes.
+/// The last handler of an upstream channel: reads Ollama's responses off the socket's bytes with the
+/// proxy's own `UpstreamResponseParser`, hands their parts to the owning exchange, and withholds `read()`
+/// while the client cannot take more bytes. Requests go out through NIO's `HTTPRequestEncoder` before it.
 final class UpstreamConnectionHandler: ChannelDuplexHandler {
-    typealias InboundIn = HTTPClientResponsePart
+    typealias InboundIn = ByteBuffer
     typealias OutboundIn = HTTPClientRequestPart
     typealias OutboundOut = HTTPClientRequestPart
 
     weak var delegate: UpstreamConnectionDelegate?
     private var context: ChannelHandlerContext?
+    private var parser = UpstreamResponseParser()
+    /// Bytes arrived since the current request was sent.
+    private var answerStarted = false
     private var readsPaused = false
     private var readPending = false
     private var closed = false
@@ -68,8 +77,26 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
         self.context = nil
     }
 
+    /// A request head is about to be written: its answer is the next one on the connection.
+    func requestSent(method: HTTPMethod) {
+        self.parser.expectResponse(toHEAD: method == .HEAD)
+        self.answerStarted = false
+    }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        self.delegate?.upstreamReceived(self.unwrapInboundIn(data))
+        let bytes = self.unwrapInboundIn(data)
+        guard !self.closed else { return }
+        if bytes.readableBytes > 0 { self.answerStarted = true }
+        self.parser.feed(bytes)
+        do {
+            while let part = try self.parser.next() {
+                // Parts of an answer nobody waits for any more (the client left) go nowhere.
+                self.delegate?.upstreamReceived(part)
+            }
+        } catch {
+            self.reportClosed(error: error)
+            context.close(promise: nil)
+        }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -86,7 +113,15 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        self.reportClosed(error: nil)
+        if !self.closed {
+            do {
+                // A body delimited by the close ends here.
+                if let end = try self.parser.inputEnded() { self.delegate?.upstreamReceived(end) }
+                self.reportClosed(error: nil)
+            } catch {
+                self.reportClosed(error: error)
+            }
+        }
         context.fireChannelInactive()
     }
 
@@ -95,7 +130,7 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
         self.closed = true
         let delegate = self.delegate
         self.delegate = nil
-        delegate?.upstreamClosed(error: error)
+        delegate?.upstreamClosed(error: error, answerStarted: self.answerStarted)
     }
 
     func read(context: ChannelHandlerContext) {

@@ -115,10 +115,9 @@ final class UpstreamConnectionPool {
                     // Framing headers are forwarded as the client wrote them (NIO would re-case them).
                     var encoder = HTTPRequestEncoder.Configuration()
                     encoder.automaticallySetFramingHeaders = false
-                    // Outbound validation is off: the headers were already parsed from a valid client request.
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers(
-                        enableOutboundHeaderValidation: false, encoderConfiguration: encoder
-                    )
+                    // No outbound header validation: the headers were already parsed from a valid client request.
+                    // Responses are read by `UpstreamConnectionHandler` itself, not by NIO's decoder.
+                    try channel.pipeline.syncOperations.addHandler(HTTPRequestEncoder(configuration: encoder))
                     try channel.pipeline.syncOperations.addHandler(UpstreamConnectionHandler())
                 }
             }

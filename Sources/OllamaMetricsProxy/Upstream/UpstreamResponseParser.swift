@@ -100,6 +100,12 @@ struct UpstreamResponseParser {
         }
     }
 
+    /// Whether no response is awaited (none was, or the last one ended).
+    var isIdle: Bool { self.state == .idle }
+
+    /// Whether bytes were fed and not parsed yet.
+    var hasUnparsedBytes: Bool { self.buffer.readableBytes > 0 }
+
     /// A request is being sent: its answer is next. `toHEAD`: the answer has no body whatever it says.
     mutating func expectResponse(toHEAD: Bool) {
         precondition(self.state == .idle, "a request sent while a response is awaited")

@@ -190,7 +190,10 @@ private final class Client {
     /// The proxy asked to close this connection, or the client left.
     var closeRequested = false
     var isClosed: Bool { !self.channel.isActive }
-    private var received: [HTTPServerResponsePart] = []
+    /// What the client read so far, as response parts.
+    private var reader = ClientWireReader()
+    /// Responses begun so far, for the method of the request each answers.
+    private var responsesBegun = 0
 
     init(world: ProxyWorld, number: Int, plans: [RandomExchangePlan]) {
         self.world = world
@@ -280,7 +283,29 @@ private final class Client {
     }
 
     func collectOutput() {
-        while let part = try? self.channel.readOutbound(as: HTTPServerResponsePart.self) { self.received.append(part) }
+        while let bytes = try? self.channel.readOutbound(as: ByteBuffer.self) {
+            self.reader.read(bytes) {
+                defer { self.responsesBegun += 1 }
+                return self.responsesBegun < self.plans.count ? self.plans[self.responsesBegun].head.method : .GET
+            }
+        }
+        for problem in self.reader.problems where !self.reportedReadProblem {
+            self.reportedReadProblem = true
+            self.world.fail("client \(self.number): \(problem)")
+        }
+    }
+
+    private var reportedReadProblem = false
+
+    /// The connection is gone: a response delimited by the close (to an HTTP/1.0 client) ended with it, when
+    /// the proxy finished it; one cut short stays unfinished, as the client could not tell it was.
+    func readClose() {
+        guard let index = self.reader.parts.lastIndex(where: { if case .head(let head) = $0 { head.status.code >= 200 } else { false } }) else {
+            return
+        }
+        let responseIndex = self.reader.parts[...index].filter { if case .head(let head) = $0 { head.status.code >= 200 } else { false } }.count - 1
+        let completed = responseIndex < self.requests.listeners.count && self.requests.listeners[responseIndex].ending?.outcome == .completed
+        if completed { self.reader.connectionClosed() }
     }
 
     // MARK: What the client got
@@ -295,7 +320,7 @@ private final class Client {
     var responses: (responses: [Response], strayParts: Int) {
         var responses: [Response] = []
         var stray = 0
-        for part in self.received {
+        for part in self.reader.parts {
             switch part {
             case .head(let head) where head.status.code >= 200:
                 if let last = responses.last, !last.ended { stray += 1 }
@@ -330,6 +355,8 @@ private final class Client {
     }
 
     func checkEnd() {
+        self.collectOutput()
+        if self.isClosed { self.readClose() }
         let (responses, stray) = self.responses
         let who = "client \(self.number)"
         self.world.expect(stray == 0, "\(who) got \(stray) response parts outside a response (a head over an unfinished one, a body or end after the end)")
@@ -378,14 +405,14 @@ private final class Client {
 
 /// Sits next to the client's socket: sees every read the proxy lets through, every write and the close.
 private final class ClientSocketRecorder: ChannelOutboundHandler {
-    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundIn = ByteBuffer
     weak var client: Client?
     var clientLeaving = false
     private var closed = false
     private(set) var problems: [String] = []
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        if self.closed { self.problems.append("a write after the connection was closed: \(self.unwrapOutboundIn(data))") }
+        if self.closed { self.problems.append("a write after the connection was closed: \(self.unwrapOutboundIn(data).readableBytes) B") }
         context.write(data, promise: promise)
     }
 
@@ -564,6 +591,8 @@ private final class Upstream {
     /// The request Ollama is reading or answering on this connection.
     var request: (plan: RandomExchangePlan, body: [UInt8], ended: Bool)?
     var answer = SocketQueue<HTTPClientResponsePart>()
+    /// Frames the answer as Ollama does.
+    private var wire = OllamaWireWriter()
     private(set) var problems: [String] = []
 
     init(world: ProxyWorld, number: Int) {
@@ -664,6 +693,7 @@ private final class Upstream {
         var sent: [String] = []
         readBurst(on: self.channel, count: items) {
             guard let part = self.answer.next() else { return false }
+            let bytes = self.wire.bytes(of: part, method: self.request?.plan.head.method ?? .GET)
             var isEnd = false
             switch part {
             case .head(let head): sent.append("head \(head.status.code)")
@@ -671,10 +701,19 @@ private final class Upstream {
             case .end:
                 sent.append("end")
                 isEnd = true
+            }
+            if !isEnd, case .end? = self.answer.peek, !self.wire.endHasBytes {
+                // These bytes complete the response (a head with no body to follow, the last of a
+                // Content-Length body): its end has no bytes of its own, and the proxy sees it now.
+                _ = self.answer.next()
+                sent.append("end")
+                isEnd = true
+            }
+            if isEnd {
                 if !self.request!.ended { self.world.note("(the answer ends before the request did)") }
                 self.request = nil  // the connection may carry the next request
             }
-            do { try self.channel.writeInbound(part) } catch { self.problems.append("writeInbound threw \(error)") }
+            do { try self.channel.writeInbound(bytes) } catch { self.problems.append("writeInbound threw \(error)") }
             // Whatever the proxy sends next on this connection is answered in a later read, not this one.
             return !isEnd
         }
@@ -710,6 +749,8 @@ private struct SocketQueue<Part> {
     private(set) var delivered = 0
 
     var isEmpty: Bool { self.delivered == self.parts.count }
+
+    var peek: Part? { self.isEmpty ? nil : self.parts[self.delivered] }
 
     mutating func next() -> Part? {
         guard !self.isEmpty else { return nil }

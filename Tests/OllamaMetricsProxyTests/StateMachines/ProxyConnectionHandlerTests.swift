@@ -59,6 +59,7 @@ import Testing
         let upstreams: EmbeddedUpstreams
         let observer = RecordingObserver()
         let client: EmbeddedChannel
+        private var clientReader = ClientWireReader()
 
         init() throws {
             self.upstreams = EmbeddedUpstreams(loop: self.loop)
@@ -88,10 +89,12 @@ import Testing
             self.client.pipeline.fireChannelReadComplete()
         }
 
+        /// Ollama answers: each part arrives as its bytes, in one read burst.
         func respond(on upstream: EmbeddedChannel, _ head: HTTPResponseHead, body: [String], end: Bool = true) throws {
-            try upstream.writeInbound(HTTPClientResponsePart.head(head))
-            for part in body { try upstream.writeInbound(HTTPClientResponsePart.body(ByteBuffer(string: part))) }
-            if end { try upstream.writeInbound(HTTPClientResponsePart.end(nil)) }
+            var wire = OllamaWireWriter()
+            try upstream.writeInbound(wire.bytes(of: .head(head)))
+            for part in body { try upstream.writeInbound(wire.bytes(of: .body(ByteBuffer(string: part)))) }
+            if end { try upstream.writeInbound(wire.bytes(of: .end(nil))) }
             upstream.pipeline.fireChannelReadComplete()
         }
 
@@ -101,10 +104,11 @@ import Testing
             return parts
         }
 
+        /// Every response part the client got so far, read back from the bytes the proxy wrote.
         func receivedByClient() throws -> [HTTPServerResponsePart] {
-            var parts: [HTTPServerResponsePart] = []
-            while let part = try self.client.readOutbound(as: HTTPServerResponsePart.self) { parts.append(part) }
-            return parts
+            while let bytes = try self.client.readOutbound(as: ByteBuffer.self) { self.clientReader.read(bytes) }
+            #expect(self.clientReader.problems.isEmpty, "\(self.clientReader.problems)")
+            return self.clientReader.parts
         }
     }
 
@@ -126,14 +130,14 @@ import Testing
         #expect(head.headers["host"] == ["ollama.local:11434"])
         #expect(head.headers["x-forwarded-for"] == ["192.0.2.7"])
         try fixture.respond(
-            on: upstream, HTTPResponseHead(version: .http1_1, status: .ok, headers: ["Content-Length": "11"]), body: [#"{"models":"#, "[]}"]
+            on: upstream, HTTPResponseHead(version: .http1_1, status: .ok, headers: ["Content-Length": "13"]), body: [#"{"models":"#, "[]}"]
         )
         let received = try fixture.receivedByClient()
         guard case .head(let responseHead) = received.first, case .end = received.last else {
             Issue.record("expected a head, the body and an end, got \(received)")
             return
         }
-        #expect(responseHead.headers["content-length"] == ["11"])
+        #expect(responseHead.headers["content-length"] == ["13"])
         #expect(Self.bodyText(received) == #"{"models":[]}"#)
         #expect(fixture.upstreams.released == 1, "the connection goes back to the pool")
         #expect(fixture.observer.events.isEmpty, "pass-through requests have no inference lifecycle")
