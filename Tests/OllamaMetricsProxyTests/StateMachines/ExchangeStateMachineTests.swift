@@ -384,6 +384,20 @@ import Testing
         #expect(machine.upstreamClosed(reason: nil).events == [.ended, .requestEnded], "a fresh connection that closes is not replayed")
     }
 
+    @Test func aReusedConnectionThatClosesAfterPartOfTheAnswerIsNotReplayed() {
+        var machine = Self.machine(.POST, "/api/chat")
+        _ = machine.clientSentBody(Self.bytes(Self.chatBody))
+        _ = machine.clientSentEnd(trailers: nil)
+        _ = machine.connected(reused: true)
+        let action = machine.upstreamClosed(reason: "connection closed in the middle of the response head", answerStarted: true)
+        guard case .respond(let head, _, _) = action.io else {
+            Issue.record("Ollama started on the request: a 502, not a second generation, got \(action)")
+            return
+        }
+        #expect(head.status == .badGateway)
+        #expect(machine.inference?.outcome == .failed(.upstreamUnreachable))
+    }
+
     @Test func aReplayIsTriedOnlyOnceEvenOnAnotherReusedConnection() {
         var machine = Self.machine()
         _ = machine.clientSentEnd(trailers: nil)
