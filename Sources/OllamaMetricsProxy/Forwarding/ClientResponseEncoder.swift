@@ -10,7 +10,8 @@ import NIOHTTP1
 /// read burst brings becomes one buffer — head, size lines, bytes and end together — written once.
 ///
 /// Pieces are gathered in `output` until `take()`; a piece larger than `copyLimit` is not copied but handed
-/// to `write` in order with what was gathered before it.
+/// to `write` in order with what was gathered before it. While a chunked body streams, the buffer of one
+/// burst is used again for the next once the socket has written it, so a streamed token allocates nothing.
 struct ClientResponseEncoder {
     /// How the body of the response being written is delimited.
     enum BodyFraming: Equatable {
@@ -26,6 +27,9 @@ struct ClientResponseEncoder {
 
     private(set) var framing: BodyFraming = .identity
     private var output: ByteBuffer?
+    /// The last burst's buffer, to be used again: cleared in place when nothing else holds it any more (the
+    /// socket wrote it), copied on write otherwise. Kept only in the middle of a chunked body.
+    private var spare: ByteBuffer?
 
     /// Whether bytes are gathered and not taken yet.
     var hasOutput: Bool { self.output != nil }
@@ -47,7 +51,8 @@ struct ClientResponseEncoder {
         }
         var size = 32 + head.status.reasonPhrase.utf8.count
         for (name, value) in head.headers { size += name.utf8.count + value.utf8.count + 4 }
-        self.reserve(size)
+        // Room for the first bytes of the body too: they mostly come in the same burst.
+        self.reserve(code >= 200 ? size + 1024 : size)
         Self.writeHead(head, into: &self.output!)
     }
 
@@ -103,8 +108,10 @@ struct ClientResponseEncoder {
 
     /// The bytes gathered since the last call, if any.
     mutating func take() -> ByteBuffer? {
-        defer { self.output = nil }
-        return self.output
+        guard let output = self.output else { return nil }
+        self.output = nil
+        self.spare = self.framing == .chunked && output.capacity <= Self.copyLimit ? output : nil
+        return output
     }
 
     // MARK: - Bytes
@@ -113,7 +120,13 @@ struct ClientResponseEncoder {
     @inline(__always)
     private mutating func reserve(_ count: Int) {
         if self.output == nil {
-            self.output = ByteBufferAllocator().buffer(capacity: max(count, 64))
+            // Moved, not copied: a second reference would make the clear copy it.
+            swap(&self.output, &self.spare)
+            if self.output != nil, self.output!.capacity >= count {
+                self.output!.clear()
+            } else {
+                self.output = ByteBufferAllocator().buffer(capacity: max(count, 64))
+            }
         } else if self.output!.writableBytes < count {
             self.output!.reserveCapacity(minimumWritableBytes: count)
         }

@@ -129,6 +129,15 @@ struct UpstreamResponseParser {
 
     /// The next complete part, or nil when more bytes are needed.
     mutating func next() throws(Error) -> HTTPClientResponsePart? {
+        let part = try self.nextPart()
+        if case .none = part, self.buffer.readableBytes == 0 {
+            // A spent read buffer is let go of: NIO reuses a read buffer only when nothing else holds it.
+            self.buffer = ByteBuffer()
+        }
+        return part
+    }
+
+    private mutating func nextPart() throws(Error) -> HTTPClientResponsePart? {
         while true {
             switch self.state {
             case .idle:
@@ -148,7 +157,7 @@ struct UpstreamResponseParser {
                 return .head(head)
             case .fixedLength(let remaining):
                 if remaining == 0 {
-                    self.becomeIdle()
+                    self.state = .idle
                     return .end(nil)
                 }
                 guard self.buffer.readableBytes > 0 else { return nil }
@@ -181,7 +190,7 @@ struct UpstreamResponseParser {
                         let trailers = self.trailers
                         self.trailers = nil
                         self.trailerBytes = 0
-                        self.becomeIdle()
+                        self.state = .idle
                         return .end(trailers)
                     }
                     guard let (name, value) = line.withUnsafeReadableBytes({ Self.headerField($0[...]) }) else {
@@ -216,12 +225,6 @@ struct UpstreamResponseParser {
         }
     }
 
-    /// The response ended. A spent read buffer is let go of, so that an idle pooled connection holds none.
-    private mutating func becomeIdle() {
-        self.state = .idle
-        if self.buffer.readableBytes == 0 { self.buffer = ByteBuffer() }
-    }
-
     // MARK: - Head
 
     private mutating func fail(_ error: Error) -> Error {
@@ -247,6 +250,7 @@ struct UpstreamResponseParser {
             case .failure(let error): return .failure(error)
             }
             var headers = HTTPHeaders()
+            headers.reserveCapacity(lines.remainingLineCount)
             while let line = lines.next(), !line.isEmpty {
                 guard let (name, value) = Self.headerField(line) else { return .failure(.invalidHeader) }
                 headers.add(name: name, value: value)
@@ -290,7 +294,7 @@ struct UpstreamResponseParser {
     private static func statusLine(
         _ line: UnsafeRawBufferPointer.SubSequence
     ) -> Result<(version: HTTPVersion, status: HTTPResponseStatus), Error> {
-        let bytes = Array(line)
+        let bytes = UnsafeRawBufferPointer(rebasing: line)
         guard bytes.count >= 12, bytes.starts(with: "HTTP/".utf8), bytes[5].isDigit, bytes[6] == UInt8(ascii: "."),
             bytes[7].isDigit, bytes[8] == UInt8(ascii: " ")
         else { return .failure(.invalidStatusLine) }
@@ -300,15 +304,21 @@ struct UpstreamResponseParser {
         guard bytes[9].isDigit, bytes[10].isDigit, bytes[11].isDigit else { return .failure(.invalidStatusLine) }
         let code = Int(bytes[9] &- 48) * 100 + Int(bytes[10] &- 48) * 10 + Int(bytes[11] &- 48)
         guard code >= 100 else { return .failure(.invalidStatusLine) }
-        var reason = ""
+        let status: HTTPResponseStatus
         if bytes.count > 12 {
             guard bytes[12] == UInt8(ascii: " "), !bytes[13...].contains(where: \.isControlCharacter) else {
                 return .failure(.invalidStatusLine)
             }
-            reason = String(decoding: bytes[13...], as: UTF8.self)
+            let reason = UnsafeRawBufferPointer(rebasing: bytes[13...])
+            let known = HTTPResponseStatus(statusCode: code)
+            // The usual phrase needs no string of its own.
+            status = reason.elementsEqual(known.reasonPhrase.utf8)
+                ? known : HTTPResponseStatus(statusCode: code, reasonPhrase: String(decoding: reason, as: UTF8.self))
+        } else {
+            status = HTTPResponseStatus(statusCode: code, reasonPhrase: "")
         }
         let version = HTTPVersion(major: 1, minor: bytes[7] == UInt8(ascii: "1") ? 1 : 0)
-        return .success((version, HTTPResponseStatus(statusCode: code, reasonPhrase: reason)))
+        return .success((version, status))
     }
 
     /// `name: value`, the value without surrounding spaces; nil unless the name is a token and the value
@@ -436,6 +446,13 @@ private struct HeadLines {
         let line = self.bytes[self.index..<contentEnd]
         self.index = end + 1
         return line
+    }
+
+    /// Lines from here to the end, the empty last one included: enough room for the header fields.
+    var remainingLineCount: Int {
+        var count = 0
+        for byte in self.bytes[self.index...] where byte == UInt8(ascii: "\n") { count += 1 }
+        return count
     }
 
 }

@@ -132,4 +132,28 @@ import Testing
         }
         #expect(text == "HTTP/1.1 404 Not Found\r\ncontent-type: application/json\r\nX-B: 2\r\nx-a: 1\r\nDate: Sun, 01 Jun 2025 12:00:00 GMT\r\n\r\n")
     }
+
+    @Test func aStreamReusesItsBufferOnceWrittenAndNeverOverwritesOneStillHeld() {
+        var encoder = ClientResponseEncoder()
+        encoder.head(Self.head(.ok, [("Transfer-Encoding", "chunked")]), requestMethod: .POST)
+        _ = encoder.take()
+        func address(_ buffer: ByteBuffer) -> Int { buffer.withUnsafeReadableBytes { Int(bitPattern: $0.baseAddress) } }
+
+        encoder.body(ByteBuffer(string: "first"), write: { _ in })
+        let firstAddress = address(encoder.take()!)  // written and let go of, as the socket does
+        encoder.body(ByteBuffer(string: "second"), write: { _ in })
+        let second = encoder.take()!
+        #expect(address(second) == firstAddress, "the written buffer is used again: no allocation per token")
+        #expect(String(buffer: second) == "6\r\nsecond\r\n")
+
+        // Still held (a socket that has not written it yet): the next burst must not write into it.
+        encoder.body(ByteBuffer(string: "third"), write: { _ in })
+        let third = encoder.take()!
+        #expect(String(buffer: second) == "6\r\nsecond\r\n", "a buffer still held is never changed")
+        #expect(String(buffer: third) == "5\r\nthird\r\n")
+        #expect(address(third) != address(second))
+
+        encoder.end(trailers: nil)
+        #expect(String(buffer: encoder.take()!) == "0\r\n\r\n")
+    }
 }
