@@ -53,6 +53,7 @@ struct UpstreamResponseParserTests {
     @Test(arguments: [
         "Content-Length: 5\r\nContent-Length: 6", "Content-Length: 5, 6", "Content-Length: -1", "Content-Length: +5",
         "Content-Length: 0x5", "Content-Length: 5 5", "Content-Length: 1234567890123456789",
+        "Content-Length:", "Content-Length: ,", "Content-Length: 5,", "Content-Length: , 5",
     ])
     func conflictingOrMalformedContentLengthIsRefused(_ fields: String) {
         #expect(read("HTTP/1.1 200 OK\r\n\(fields)\r\n\r\nhello") == [.failed(.invalidContentLength)])
@@ -113,7 +114,9 @@ struct UpstreamResponseParserTests {
         )
     }
 
-    @Test(arguments: ["chunked", "Chunked", "CHUNKED", "gzip, chunked", "gzip\r\nTransfer-Encoding: chunked"])
+    @Test(arguments: [
+        "chunked", "Chunked", "CHUNKED", "gzip, chunked", "gzip\r\nTransfer-Encoding: chunked", "chunked, ", "chunked,,",
+    ])
     func chunkedAsTheFinalCodingFramesTheBody(_ codings: String) {
         let response = "HTTP/1.1 200 OK\r\nTransfer-Encoding: \(codings)\r\n\r\n2\r\nhi\r\n0\r\n\r\n"
         #expect(read(response).dropFirst() == [body("hi"), end])
@@ -124,7 +127,7 @@ struct UpstreamResponseParserTests {
         #expect(read(response).dropFirst() == [body("hi"), end])
     }
 
-    @Test(arguments: ["gzip", "chunked, gzip", "identity"])
+    @Test(arguments: ["gzip", "chunked, gzip", "identity", ""])
     func transferEncodingWithoutFinalChunkedRunsToTheClose(_ codings: String) {
         let response = "HTTP/1.1 200 OK\r\nTransfer-Encoding: \(codings)\r\nContent-Length: 2\r\n\r\n2\r\nhi\r\n0\r\n\r\n"
         #expect(read(response).dropFirst() == [body("2\r\nhi\r\n0\r\n\r\n"), end])
