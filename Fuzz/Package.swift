@@ -1,9 +1,9 @@
 // swift-tools-version:6.1
 import PackageDescription
 
-// libFuzzer targets for the proxy's body parsers. Build and run them with `scripts/fuzz` (see README.md here):
-// they need `-sanitize=fuzzer` (libFuzzer's driver and coverage) and `-enable-testing` on the proxy's module,
-// whose splitters are internal.
+// libFuzzer targets for the proxy's body parsers and its parser of Ollama's responses. Build and run them with
+// `scripts/fuzz` (see README.md here): they need `-sanitize=fuzzer` (libFuzzer's driver and coverage) and
+// `-enable-testing` on the proxy's module, whose splitters and parser are internal.
 //
 // The invariants live in the unit tests' `Inspection/FuzzInvariants/` folder, linked here as
 // `Sources/FuzzInvariants`, so that `FuzzCorpusReplayTests` replays the corpus through the same checks.
@@ -11,7 +11,7 @@ import PackageDescription
 /// One executable per target: its name, and the `FuzzTarget` case it runs.
 let fuzzers = [
     "fuzz-native-response", "fuzz-openai-response", "fuzz-responses-response", "fuzz-anthropic-response",
-    "fuzz-include-usage", "fuzz-splitters",
+    "fuzz-include-usage", "fuzz-splitters", "fuzz-upstream-response",
 ]
 
 let package = Package(
@@ -29,6 +29,7 @@ let package = Package(
             dependencies: [
                 .product(name: "OllamaMetricsProxy", package: "ollama-metrics-proxy"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
     ] + fuzzers.map { name in

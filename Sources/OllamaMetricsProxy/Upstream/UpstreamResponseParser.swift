@@ -347,26 +347,33 @@ struct UpstreamResponseParser {
             self.state = .fixedLength(remaining: 0)
             return
         }
-        let codings = head.headers[canonicalForm: "transfer-encoding"]
-        if let last = codings.last {
-            // Transfer-Encoding overrides Content-Length. Chunked when chunked is the final coding, else
-            // the body runs to the close.
-            self.state = last.equalsLowercaseASCII("chunked") ? .chunked(.size) : .untilClose
+        if head.headers.contains(name: "transfer-encoding") {
+            // Transfer-Encoding overrides Content-Length. Chunked when chunked is the final coding (empty list
+            // elements do not count, RFC 9110 §5.6.1), else the body runs to the close.
+            let final = head.headers[canonicalForm: "transfer-encoding"].last { !$0.isEmpty }
+            self.state = final?.equalsLowercaseASCII("chunked") == true ? .chunked(.size) : .untilClose
             return
         }
         var length: Int?
-        for value in head.headers[canonicalForm: "content-length"] {
-            guard let parsed = Self.decimal(value), length == nil || length == parsed else {
-                throw self.fail(.invalidContentLength)
+        for value in head.headers["content-length"] {
+            // A list of identical lengths is one length; an empty element, or an empty value, is invalid.
+            for element in value.utf8.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false) {
+                guard let parsed = Self.decimal(element), length == nil || length == parsed else {
+                    throw self.fail(.invalidContentLength)
+                }
+                length = parsed
             }
-            length = parsed
         }
         self.state = length.map { .fixedLength(remaining: $0) } ?? .untilClose
     }
 
-    private static func decimal(_ text: Substring) -> Int? {
-        guard !text.isEmpty, text.utf8.count <= 18, text.utf8.allSatisfy(\.isDigit) else { return nil }
-        return Int(text)
+    /// Up to 18 digits, with spaces or tabs around them.
+    private static func decimal(_ element: Substring.UTF8View) -> Int? {
+        var digits = element
+        while let first = digits.first, first == UInt8(ascii: " ") || first == UInt8(ascii: "\t") { digits = digits.dropFirst() }
+        while let last = digits.last, last == UInt8(ascii: " ") || last == UInt8(ascii: "\t") { digits = digits.dropLast() }
+        guard !digits.isEmpty, digits.count <= 18, digits.allSatisfy(\.isDigit) else { return nil }
+        return digits.reduce(0) { $0 * 10 + Int($1 &- UInt8(ascii: "0")) }
     }
 
     // MARK: - Chunked framing

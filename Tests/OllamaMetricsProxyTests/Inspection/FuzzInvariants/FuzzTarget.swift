@@ -7,6 +7,7 @@ enum FuzzTarget: String, CaseIterable {
     case anthropicResponse = "anthropic-response"
     case includeUsage = "include-usage"
     case splitters
+    case upstreamResponse = "upstream-response"
 
     /// Checks one input's invariants.
     func check(_ input: [UInt8], _ thoroughness: PieceSplits.Thoroughness) throws(InvariantViolation) {
@@ -17,6 +18,7 @@ enum FuzzTarget: String, CaseIterable {
         case .anthropicResponse: try ResponseInspectorInvariants.check(.anthropic, input, thoroughness)
         case .includeUsage: try RequestEditInvariants.check(input)
         case .splitters: try SplitterInvariants.check(input, thoroughness)
+        case .upstreamResponse: try UpstreamResponseInvariants.check(input, thoroughness)
         }
     }
 
