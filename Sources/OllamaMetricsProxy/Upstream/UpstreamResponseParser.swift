@@ -114,6 +114,8 @@ struct UpstreamResponseParser {
 
     /// Takes the bytes of one read; `next()` then hands out what they complete.
     mutating func feed(_ bytes: ByteBuffer) {
+        // After an error nothing more is read, so nothing more is kept.
+        guard self.state != .failed else { return }
         if self.buffer.readableBytes == 0 {
             self.buffer = bytes
         } else {
@@ -264,7 +266,7 @@ struct UpstreamResponseParser {
     }
 
     /// Where the head ends (after its empty line), if it is all in `buffer`. Lines end in CRLF, or in LF
-    /// alone, which Go never sends and llhttp accepts.
+    /// alone, which Go never sends (NIO's llhttp refuses it; accepting it costs nothing here).
     private static func headLength(in buffer: ByteBuffer) -> Int? {
         buffer.withUnsafeReadableBytes { bytes -> Int? in
             let count = min(bytes.count, Self.maxHeadBytes + 1)
