@@ -31,7 +31,7 @@ extension StringProtocol {
     }
 }
 
-extension String {
+extension StringProtocol where SubSequence == Substring {
     /// The value without leading and trailing spaces and tabs (optional whitespace around header values).
     var trimmingSpaces: Substring {
         let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" }

@@ -40,10 +40,7 @@ struct ClientResponseEncoder {
         if code >= 200 {
             if requestMethod == .HEAD || code == 204 || code == 304 {
                 self.framing = .none
-            } else if head.version.major == 1 && head.version.minor >= 1,
-                let codings = head.headers[canonicalForm: "transfer-encoding"].last,
-                codings.equalsLowercaseASCII("chunked")
-            {
+            } else if head.version.major == 1 && head.version.minor >= 1, TransferCoding.isChunked(head.headers) == true {
                 self.framing = .chunked
             } else {
                 self.framing = .identity

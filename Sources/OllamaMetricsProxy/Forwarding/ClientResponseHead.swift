@@ -54,7 +54,7 @@ enum ClientResponseHead {
         if request.version == .http1_0 {
             // An HTTP/1.0 client cannot read chunked framing: it gets the bytes delimited by the close.
             if head.version != .http1_0 { head.version = .http1_0 }
-            if mayHaveBody && (unframed || Self.isChunked(head.headers)) {
+            if mayHaveBody && (unframed || TransferCoding.isChunked(head.headers) == true) {
                 head.headers.remove(name: "transfer-encoding")
                 closeClient = true
             }
@@ -71,9 +71,5 @@ enum ClientResponseHead {
             head.headers.replaceOrAdd(name: "Connection", value: "close")
         }
         return Forwarded(head: head, upstreamKeepAlive: upstreamHead.isKeepAlive, closeClientAfterResponse: closeClient)
-    }
-
-    private static func isChunked(_ headers: HTTPHeaders) -> Bool {
-        headers[canonicalForm: "transfer-encoding"].contains { $0.lowercased() == "chunked" }
     }
 }

@@ -349,15 +349,14 @@ struct UpstreamResponseParser {
             self.state = .fixedLength(remaining: 0)
             return
         }
-        if head.headers.contains(name: "transfer-encoding") {
-            // Transfer-Encoding overrides Content-Length. Chunked when chunked is the final coding (empty list
-            // elements do not count, RFC 9110 §5.6.1), else the body runs to the close.
-            let final = head.headers[canonicalForm: "transfer-encoding"].last { !$0.isEmpty }
-            self.state = final?.equalsLowercaseASCII("chunked") == true ? .chunked(.size) : .untilClose
+        if let chunked = TransferCoding.isChunked(head.headers) {
+            // Transfer-Encoding overrides Content-Length. Chunked when chunked is the final coding, else the
+            // body runs to the close.
+            self.state = chunked ? .chunked(.size) : .untilClose
             return
         }
         var length: Int?
-        for value in head.headers["content-length"] {
+        for (name, value) in head.headers where name.equalsLowercaseASCII("content-length") {
             // A list of identical lengths is one length; an empty element, or an empty value, is invalid.
             for element in value.utf8.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false) {
                 guard let parsed = Self.decimal(element), length == nil || length == parsed else {
