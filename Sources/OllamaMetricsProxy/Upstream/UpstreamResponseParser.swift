@@ -108,6 +108,8 @@ struct UpstreamResponseParser {
 
     /// A request is being sent: its answer is next. `toHEAD`: the answer has no body whatever it says.
     mutating func expectResponse(toHEAD: Bool) {
+        // On a connection that failed nothing is read any more: its close tells the exchange.
+        guard self.state != .failed else { return }
         precondition(self.state == .idle, "a request sent while a response is awaited")
         self.state = .head(toHEAD: toHEAD)
     }
@@ -231,7 +233,8 @@ struct UpstreamResponseParser {
 
     private mutating func fail(_ error: Error) -> Error {
         self.state = .failed
-        self.buffer.clear()
+        // Let go of, not cleared: clearing a buffer that body slices still share would copy it.
+        self.buffer = ByteBuffer()
         return error
     }
 
