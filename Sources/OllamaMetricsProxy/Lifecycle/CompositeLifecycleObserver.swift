@@ -14,9 +14,8 @@ struct CompositeLifecycleObserver: InferenceLifecycleObserver {
     }
 }
 
-/// One request's listeners, told every event in order. Not final: the request observers' composite adds
-/// their two events of its own.
-class CompositeLifecycleListener: InferenceLifecycleListener {
+/// One request's listeners, told every event in order.
+final class CompositeLifecycleListener: InferenceLifecycleListener {
     private let listeners: [InferenceLifecycleListener]
 
     init(listeners: [InferenceLifecycleListener]) {

@@ -54,18 +54,6 @@ final class StatusRecorder: RequestLifecycleObserver, Sendable {
     }
 }
 
-/// The listener of a request that cannot be an inference request: hears nothing, shared by all.
-private final class IgnoredRequest: RequestLifecycleListener, Sendable {
-    static let shared = IgnoredRequest()
-    func inferenceBegan(_ request: InferenceRequestStart) {}
-    func requestEnded(_ ending: RequestEnding) {}
-    func upstreamConnected(reused: Bool) {}
-    func responseHeadReceived(status: Int) {}
-    func firstContentForwarded() {}
-    func usageSeen(_ usage: Usage) {}
-    func ended(_ ending: InferenceEnding) {}
-}
-
 /// One inference request's times and status, told to the recorder when it begins and when it ends.
 private final class StatusListener: RequestLifecycleListener {
     private let recorder: StatusRecorder
