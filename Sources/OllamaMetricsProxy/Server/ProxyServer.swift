@@ -77,7 +77,10 @@ public final class ProxyServer: Sendable {
         let shared = ProxySharedState(
             upstream: self.configuration.upstream,
             observer: CompositeLifecycleObserver(
-                [MetricsRecorder(metrics: self.metrics), ServingRecorder(metrics: self.metrics)]
+                [
+                    MetricsRecorder(metrics: self.metrics),
+                    ServingRecorder(metrics: self.metrics, timeToFirstToken: statusPage?.timeToFirstTokenSink),
+                ]
                     + (self.configuration.clientHeader.map { [ClientAttributionRecorder(header: $0, metrics: self.metrics)] } ?? [])
             ),
             requestObserver: CompositeRequestLifecycleObserver.combining(

@@ -71,7 +71,8 @@ struct StatusBoard: Sendable {
         var promptTokens: Int?
         var completionTokens: Int?
         var durationSeconds: Double
-        /// Streams Ollama answered 2xx only, as `ollama_time_to_first_token_seconds`.
+        /// Streams Ollama answered 2xx only, as `ollama_time_to_first_token_seconds` (measured by the page's
+        /// own listener: it may differ from the histogram's value by the microseconds between two clock reads).
         var timeToFirstTokenSeconds: Double?
         /// The client's IP address, only when the access log shows it too.
         var client: String?
@@ -126,9 +127,14 @@ struct StatusBoard: Sendable {
             counts.failed = 1
             if reason == .clientDisconnected { counts.clientDisconnected = 1 }
         }
-        self.models[request.model, default: ModelActivity()].record(counts, timeToFirstToken: request.timeToFirstTokenSeconds, at: nanos)
+        self.models[request.model, default: ModelActivity()].record(counts, at: nanos)
         if self.models[beganAs]?.isEmpty == true { self.models[beganAs] = nil }
         self.recent.append(request)
+    }
+
+    /// A stream of `model` forwarded its first content `seconds` after it began.
+    mutating func observeTimeToFirstToken(_ seconds: Double, model: String, at nanos: Int64) {
+        self.models[self.key(for: model), default: ModelActivity()].trend.record(at: nanos) { $0.timeToFirstToken.observe(seconds) }
     }
 
     /// A request counted in flight under `beganAs` will never end (its listener went away): no longer in flight.
@@ -155,12 +161,9 @@ struct StatusBoard: Sendable {
 }
 
 extension StatusBoard.ModelActivity {
-    fileprivate mutating func record(_ counts: StatusBoard.Counts, timeToFirstToken: Double?, at nanos: Int64) {
+    fileprivate mutating func record(_ counts: StatusBoard.Counts, at nanos: Int64) {
         self.totals.add(counts)
         self.lastMinute.record(at: nanos) { $0.add(counts) }
-        self.trend.record(at: nanos) { slot in
-            slot.counts.add(counts)
-            if let timeToFirstToken { slot.timeToFirstToken.observe(timeToFirstToken) }
-        }
+        self.trend.record(at: nanos) { $0.counts.add(counts) }
     }
 }

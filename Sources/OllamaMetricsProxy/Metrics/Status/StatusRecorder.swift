@@ -3,9 +3,10 @@ import NIOCore
 
 /// The status page's observer: a request observer (beside the access log), so that it can show the client's
 /// address when the access log shows it too. It hears every request but keeps only inference requests: one
-/// lock at the start of each, one at its end, none per chunk. It labels a request's model as the metrics do
-/// (`ModelLabelPolicy.currentLabel`), so it must hear `inferenceBegan` after `MetricsRecorder` admitted the
-/// name, as every request observer does.
+/// lock at the start of each, one at its end, and one at a stream's first token (`ServingRecorder` hands that
+/// over, so that the percentiles come from the histogram's own values); none per chunk. It labels a request's
+/// model as the metrics do (`ModelLabelPolicy.currentLabel`), so it must hear `inferenceBegan` after
+/// `MetricsRecorder` admitted the name, as every request observer does.
 final class StatusRecorder: RequestLifecycleObserver, Sendable {
     let modelLabels: ModelLabelPolicy
     /// Whether the page lists client addresses: only when the access log logs them.
@@ -35,6 +36,16 @@ final class StatusRecorder: RequestLifecycleObserver, Sendable {
             time: WallClock.secondsSinceEpoch(), uptimeSeconds: Double(uptime.nanoseconds) / 1e9,
             showsClientAddresses: self.showsClientAddresses, ollama: ollama, models: models, recent: recent
         )
+    }
+
+    /// A time to first token the histogram recorded (`ServingRecorder` tells it), under its `model` label.
+    func timeToFirstTokenObserved(model: String, seconds: Double) {
+        self.board.withLockedValue { $0.observeTimeToFirstToken(seconds, model: model, at: Self.nanos(.now())) }
+    }
+
+    /// `timeToFirstTokenObserved`, for `ServingRecorder`.
+    var timeToFirstTokenSink: ServingRecorder.TimeToFirstTokenSink {
+        { self.timeToFirstTokenObserved(model: $0, seconds: $1) }
     }
 
     fileprivate func began(model: String) -> String {

@@ -59,8 +59,7 @@ import Testing
     @Test func timeToFirstTokenCoversFiveMinutes() {
         var board = StatusBoard(maxModels: 10)
         for (index, seconds) in [0.3, 0.3, 0.3, 4.0].enumerated() {
-            let key = board.began(model: "m")
-            board.ended(Self.request("m", firstToken: seconds), beganAs: key, at: Int64(index) * 100 * Self.second)
+            board.observeTimeToFirstToken(seconds, model: "m", at: Int64(index) * 100 * Self.second)
         }
         // At 300 s the request that ended at 0 s is out: three remain.
         let summary = try! #require(Self.summary(board, "m", at: 300 * Self.second))

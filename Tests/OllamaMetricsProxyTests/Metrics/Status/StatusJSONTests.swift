@@ -50,6 +50,7 @@ import Testing
         ]
         for (model, outcome, firstToken) in requests {
             let key = board.began(model: model)
+            if let firstToken { board.observeTimeToFirstToken(firstToken, model: model, at: 4 * second) }
             board.ended(
                 StatusBoard.FinishedRequest(
                     time: 1_800_000_000.25, model: model, endpoint: .chatCompletions, isStreaming: true, status: 200,

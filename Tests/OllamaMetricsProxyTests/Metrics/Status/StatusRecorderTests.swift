@@ -14,8 +14,12 @@ import Testing
     ) {
         let start = InferenceRequestStart(endpoint: InferenceEndpoint(path: path)!, model: model, isStreaming: true)
         let listener = recorder.requestReceived(RequestStart(method: .POST, path: path, clientAddress: "10.1.2.3"))
-        let record = MetricsRecorder(metrics: metrics).requestBegan(start)
-        let both = CompositeLifecycleListener(listeners: [record, listener])
+        // The inference observers as `ProxyServer` lists them, the request observer's listener after them.
+        let observers = CompositeLifecycleObserver([
+            MetricsRecorder(metrics: metrics),
+            ServingRecorder(metrics: metrics, timeToFirstToken: recorder.timeToFirstTokenSink),
+        ])
+        let both = CompositeLifecycleListener(listeners: [observers.requestBegan(start), listener])
         listener.inferenceBegan(start)
         both.upstreamConnected(reused: false)
         both.responseHeadReceived(status: status)
