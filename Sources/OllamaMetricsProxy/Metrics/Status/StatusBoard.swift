@@ -114,7 +114,7 @@ struct StatusBoard: Sendable {
     /// The request counted in flight under `beganAs` ended; it is recorded under its final label (which
     /// differs when Ollama rejected the name).
     mutating func ended(_ request: FinishedRequest, beganAs: String, at nanos: Int64) {
-        self.models[beganAs]?.inFlight -= 1
+        self.noLongerInFlight(beganAs)
         var request = request
         request.model = self.key(for: request.model)
         var counts = Counts()
@@ -128,7 +128,7 @@ struct StatusBoard: Sendable {
             if reason == .clientDisconnected { counts.clientDisconnected = 1 }
         }
         self.models[request.model, default: ModelActivity()].record(counts, at: nanos)
-        if self.models[beganAs]?.isEmpty == true { self.models[beganAs] = nil }
+        self.removeIfEmpty(beganAs)
         self.recent.append(request)
     }
 
@@ -139,8 +139,20 @@ struct StatusBoard: Sendable {
 
     /// A request counted in flight under `beganAs` will never end (its listener went away): no longer in flight.
     mutating func abandoned(beganAs: String) {
-        self.models[beganAs]?.inFlight -= 1
-        if self.models[beganAs]?.isEmpty == true { self.models[beganAs] = nil }
+        self.noLongerInFlight(beganAs)
+        self.removeIfEmpty(beganAs)
+    }
+
+    // By index, not `models[key]?.…`: changing a value through the optional subscript moves it through three
+    // nested accessor frames, each allocated (three mallocs a request, counted by scripts/cost).
+    private mutating func noLongerInFlight(_ key: String) {
+        guard let index = self.models.index(forKey: key) else { return }
+        self.models.values[index].inFlight -= 1
+    }
+
+    private mutating func removeIfEmpty(_ key: String) {
+        guard let index = self.models.index(forKey: key), self.models.values[index].isEmpty else { return }
+        self.models.remove(at: index)
     }
 
     /// Every model's numbers at `nanos`, by name.
