@@ -3,9 +3,9 @@
 /// the last requests. A value with the time passed in (nanoseconds of a monotonic clock), so that it is
 /// tested without waiting; `StatusRecorder` holds it behind a lock.
 ///
-/// Memory is fixed per model (about 4 KB, plus 1 KB per ten seconds in which a stream began, for five
-/// minutes) and the models are bounded like the `model` label: at most `maxModels` entries, later ones
-/// counted under `__overflow__`.
+/// Memory is fixed per model (about 5 KB, plus 160 bytes of time-to-first-token buckets per ten seconds in
+/// which a stream began, for five minutes: up to 5 KB more) and the models are bounded like the `model` label:
+/// at most `maxModels` entries, later ones counted under `__overflow__`.
 struct StatusBoard: Sendable {
     static let lastMinuteSlots = 60
     static let lastMinuteSlotNanos: Int64 = 1_000_000_000
