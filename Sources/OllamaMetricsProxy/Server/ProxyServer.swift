@@ -71,9 +71,11 @@ public final class ProxyServer: Sendable {
     /// Binds both listeners. Throws a `ServerStartError` that names the address and the reason.
     public func start() async throws {
         let accessLog = self.accessLogger.map { AccessLogRecorder(logger: $0) }
-        // The status page lists client addresses only when the access log logs them anyway.
+        // The status page lists client addresses only when the access log writes them anyway (it is on, and
+        // its `info` lines are not below the log level).
+        let accessLogWrites = self.accessLogger.map { $0.logLevel <= .info } ?? false
         let statusPage = self.configuration.statusPage
-            ? StatusRecorder(modelLabels: self.metrics.modelLabels, showsClientAddresses: accessLog != nil) : nil
+            ? StatusRecorder(modelLabels: self.metrics.modelLabels, showsClientAddresses: accessLogWrites) : nil
         let shared = ProxySharedState(
             upstream: self.configuration.upstream,
             observer: CompositeLifecycleObserver(
