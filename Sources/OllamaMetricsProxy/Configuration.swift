@@ -51,6 +51,10 @@ public struct ProxyConfiguration: Sendable {
     /// The bearer token `/metrics` requires (`--metrics-token-file`); nil (the default): open to everyone
     /// who reaches the metrics port. `/healthz` and `/readyz` never ask for it.
     public var metricsToken: MetricsToken?
+    /// Whether the metrics port serves the live status page at `/` and its JSON at `/status.json`
+    /// (`--status-page`, default on), behind `metricsToken` like `/metrics`. Off, both paths are 404 and the
+    /// proxy keeps nothing for them.
+    public var statusPage: Bool
 
     public static let defaultMaxRequestHeadSize = 64 * 1024
     public static let defaultMaxRequestHeaders = 100
@@ -71,7 +75,8 @@ public struct ProxyConfiguration: Sendable {
         maxRequestHeadSize: Int = Self.defaultMaxRequestHeadSize,
         maxRequestHeaders: Int = Self.defaultMaxRequestHeaders,
         maxConnections: Int = Self.defaultMaxConnections,
-        metricsToken: MetricsToken? = nil
+        metricsToken: MetricsToken? = nil,
+        statusPage: Bool = true
     ) {
         self.listen = listen
         self.metricsListen = metricsListen
@@ -88,6 +93,7 @@ public struct ProxyConfiguration: Sendable {
         self.maxRequestHeaders = maxRequestHeaders
         self.maxConnections = maxConnections
         self.metricsToken = metricsToken
+        self.statusPage = statusPage
     }
 
     /// Throws the first value outside its accepted range, naming the flag (or, for values without one, the

@@ -30,7 +30,7 @@ struct OllamaMetricsProxyCommand: AsyncParsableCommand {
     var listen: String?
 
     @Option(name: [.customLong("metrics-listen"), .customLong("metrics-listen", withSingleDash: true)],
-            help: "Address for /metrics, /healthz and /readyz. (default: :9836; env: OLLAMA_METRICS_PROXY_METRICS_LISTEN)")
+            help: "Address for /metrics, /healthz, /readyz and the status page. (default: :9836; env: OLLAMA_METRICS_PROXY_METRICS_LISTEN)")
     var metricsListen: String?
 
     @Option(name: [.customLong("ollama-url"), .customLong("ollama-url", withSingleDash: true)],
@@ -77,6 +77,10 @@ struct OllamaMetricsProxyCommand: AsyncParsableCommand {
           help: "One log line per proxied request, at info level. (default: on; env: OLLAMA_METRICS_PROXY_ACCESS_LOG=true|false)")
     var accessLog: Bool?
 
+    @Flag(name: .customLong("status-page"), inversion: .prefixedNo,
+          help: "The live status page at / on the metrics port, and its JSON at /status.json. (default: on; env: OLLAMA_METRICS_PROXY_STATUS_PAGE=true|false)")
+    var statusPage: Bool?
+
     func run() async throws {
         let configuration: ProxyConfiguration
         let level: Logger.Level
@@ -106,6 +110,7 @@ struct OllamaMetricsProxyCommand: AsyncParsableCommand {
             let logLevel = settings.resolve(self.logLevel, flag: "log-level", default: "info")
             let logFormat = settings.resolve(self.logFormat, flag: "log-format", default: "text")
             let accessLogSetting = settings.resolve(self.accessLog.map { $0 ? "true" : "false" }, flag: "access-log", default: "true")
+            let statusPageSetting = settings.resolve(self.statusPage.map { $0 ? "true" : "false" }, flag: "status-page", default: "true")
 
             configuration = ProxyConfiguration(
                 listen: try settings.parse(listen, ListenAddress.init(parsing:)),
@@ -117,7 +122,8 @@ struct OllamaMetricsProxyCommand: AsyncParsableCommand {
                 maxRequestHeadSize: try settings.integer(maxRequestHeadSize),
                 maxRequestHeaders: try settings.integer(maxRequestHeaders),
                 maxConnections: try settings.integer(maxConnections),
-                metricsToken: try metricsTokenFile.map { try settings.parse($0, Self.readMetricsToken) }
+                metricsToken: try metricsTokenFile.map { try settings.parse($0, Self.readMetricsToken) },
+                statusPage: try settings.boolean(statusPageSetting)
             )
             // The log settings configure logging, not the proxy: they are the command's to parse.
             level = try settings.parse(logLevel) { text in

@@ -135,7 +135,7 @@ import Testing
             #expect(scrape.header("content-type") == "text/plain; version=0.0.4; charset=utf-8")
             let metrics = MetricsScrape(text: scrape.bodyString)
             #expect(metrics.value("ollama_requests_total", ["model": "llama3.2", "endpoint": "/api/chat"]) == 1)
-            #expect(try await httpRequest(metricsAddress, .GET, "/").status == 404)
+            #expect(try await httpRequest(metricsAddress, .GET, "/other").status == 404, "only its paths")
 
             #expect(await proxy.stop() == 0, "SIGTERM is a clean exit: \(proxy.log)")
             #expect(proxy.log.contains("forwarding to http://127.0.0.1:\(harness.simulator.port)"))
@@ -149,7 +149,7 @@ extension CommandLineInterface {
         #expect(await help.waitForExit() == 0)
         let text = help.log.replacing("\n", with: " ").split(separator: " ", omittingEmptySubsequences: true).joined(separator: " ")
         for name in ["LISTEN", "METRICS_LISTEN", "OLLAMA_URL", "MAX_MODELS", "THREADS", "CLIENT_HEADER", "LOG_LEVEL", "LOG_FORMAT", "ACCESS_LOG",
-                     "MAX_CONNECTIONS", "MAX_REQUEST_HEAD_SIZE", "MAX_REQUEST_HEADERS", "METRICS_TOKEN_FILE"] {
+                     "MAX_CONNECTIONS", "MAX_REQUEST_HEAD_SIZE", "MAX_REQUEST_HEADERS", "METRICS_TOKEN_FILE", "STATUS_PAGE"] {
             #expect(text.contains("OLLAMA_METRICS_PROXY_\(name)"), "\(name) in \(help.log)")
         }
     }
@@ -165,6 +165,7 @@ extension CommandLineInterface {
         ("LOG_LEVEL", "loud", "invalid OLLAMA_METRICS_PROXY_LOG_LEVEL 'loud'"),
         ("LOG_FORMAT", "xml", "invalid OLLAMA_METRICS_PROXY_LOG_FORMAT 'xml': expected text or json"),
         ("ACCESS_LOG", "maybe", "invalid OLLAMA_METRICS_PROXY_ACCESS_LOG 'maybe': expected true or false"),
+        ("STATUS_PAGE", "maybe", "invalid OLLAMA_METRICS_PROXY_STATUS_PAGE 'maybe': expected true or false"),
         ("MAX_CONNECTIONS", "-1", "invalid OLLAMA_METRICS_PROXY_MAX_CONNECTIONS -1: expected 1 to 1000000"),
         ("METRICS_TOKEN_FILE", "/nonexistent/t", "cannot read OLLAMA_METRICS_PROXY_METRICS_TOKEN_FILE '/nonexistent/t'"),
     ])
@@ -272,6 +273,32 @@ extension CommandLineInterface {
             #expect(try await httpRequest(address, .GET, "/metrics", headers: [("Authorization", "Bearer tok-123")]).status == 200)
             #expect(try await httpRequest(address, .GET, "/healthz").status == 200)
             #expect(await proxy.stop() == 0, "\(proxy.log)")
+        }
+    }
+}
+
+extension CommandLineInterface {
+    @Test func theStatusPageIsOnByDefaultAndTurnedOffByFlagOrVariable() async throws {
+        try await ProxyHarness.with { harness in
+            let cases: [([String], [String: String], Int)] = [
+                ([], [:], 200),
+                (["--no-status-page"], [:], 404),
+                ([], ["OLLAMA_METRICS_PROXY_STATUS_PAGE": "false"], 404),
+                (["--status-page"], ["OLLAMA_METRICS_PROXY_STATUS_PAGE": "off"], 200),
+            ]
+            for (flags, environment, status) in cases {
+                let proxy = try RunningProxy(
+                    ["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--ollama-url", "http://127.0.0.1:\(harness.simulator.port)"]
+                        + flags,
+                    environment: environment
+                )
+                let port = try #require(await proxy.waitForPort(after: "serving Prometheus metrics on "), "\(proxy.log)")
+                let address = try SocketAddress(ipAddress: "127.0.0.1", port: port)
+                #expect(try await httpRequest(address, .GET, "/").status == status, "\(flags) \(environment)")
+                #expect(try await httpRequest(address, .GET, "/status.json").status == status, "\(flags) \(environment)")
+                #expect(await proxy.stop() == 0, "\(proxy.log)")
+                #expect(proxy.log.contains("the status page at /") == (status == 200), "\(proxy.log)")
+            }
         }
     }
 }

@@ -98,7 +98,11 @@ import Testing
         try await ProxyHarness.with { harness in
             let response = try await httpRequest(harness.metricsAddress, .GET, "/health")
             #expect(response.status == 404)
-            #expect(response.bodyString.contains("/metrics, /healthz and /readyz"))
+            #expect(response.bodyString.contains("/metrics, /healthz, /readyz, / and /status.json"))
+        }
+        try await ProxyHarness.with(configure: { $0.statusPage = false }) { harness in
+            let response = try await httpRequest(harness.metricsAddress, .GET, "/health")
+            #expect(response.bodyString.contains("/metrics, /healthz and /readyz"), "without the status page")
         }
     }
 }

@@ -3,34 +3,47 @@ import NIOHTTP1
 
 /// Serves the metrics listener: `GET /metrics` in the Prometheus text format 0.0.4, `GET /healthz` (the
 /// process serves: always 200) and `GET /readyz` (200 when Ollama answers, else 503 with the reason in one
-/// line); `HEAD` on each; 404 elsewhere. With a `MetricsToken`, `/metrics` answers 401 unless the request
-/// carries it as `Authorization: Bearer <token>`; the health endpoints stay open, for probes.
+/// line); with a `StatusRecorder`, the status page `GET /` and its JSON `GET /status.json`; `HEAD` on each;
+/// 404 elsewhere. With a `MetricsToken`, `/metrics` answers 401 unless the request carries it as
+/// `Authorization: Bearer <token>`, and the status page asks for it as `StatusPageAccess` says; the health
+/// endpoints stay open, for probes.
 ///
-/// A scrape and `/readyz` ask Ollama for its status first (`OllamaStatusProbe`: cached, and never longer
+/// A scrape, `/readyz` and `/status.json` ask Ollama for its status first (`OllamaStatusProbe`: cached, and never longer
 /// than its timeout), so answers may be late: requests pipelined meanwhile wait their turn, answered in order.
 final class MetricsRequestHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
     static let contentType = "text/plain; version=0.0.4; charset=utf-8"
+    static let statusPageRefusal =
+        "401 unauthorized: the status page needs the metrics token (--metrics-token-file): open /?token=<token> once in the browser (it sets a cookie), or send Authorization: Bearer <token>\n"
 
     private let metrics: ProxyMetrics
     private let ollama: OllamaStatusProbe?
     private let token: MetricsToken?
+    /// nil: the status page is off, and its paths are 404.
+    private let statusPage: StatusRecorder?
+    private let statusAccess: StatusPageAccess
     private var head: HTTPRequestHead?
     /// Requests read whole and not answered yet, oldest first; the first is being answered.
     private var waiting: [HTTPRequestHead] = []
 
-    init(metrics: ProxyMetrics, ollama: OllamaStatusProbe?, token: MetricsToken? = nil) {
+    init(metrics: ProxyMetrics, ollama: OllamaStatusProbe?, token: MetricsToken? = nil, statusPage: StatusRecorder? = nil) {
         self.metrics = metrics
         self.ollama = ollama
         self.token = token
+        self.statusPage = statusPage
+        self.statusAccess = StatusPageAccess(token: token)
     }
 
-    /// Whether `head` may see what it asks for: everything but `/metrics` is open.
+    /// Whether `head` may see what it asks for: `/metrics` with the bearer token, `/status.json` as
+    /// `StatusPageAccess` says; the rest is open (the page itself answers a refusal of its own).
     private func isAuthorized(_ head: HTTPRequestHead, path: Substring) -> Bool {
-        guard let token = self.token, path == "/metrics" else { return true }
-        return token.authorizes(head.headers.first(name: "authorization"))
+        switch path {
+        case "/metrics": self.token.map { $0.authorizes(head.headers.first(name: "authorization")) } ?? true
+        case "/status.json": self.statusAccess.decide(uri: head.uri, headers: head.headers, acceptsQueryToken: false) == .allowed
+        default: true
+        }
     }
 
 
@@ -52,8 +65,8 @@ final class MetricsRequestHandler: ChannelInboundHandler {
     private func answerNext(context: ChannelHandlerContext) {
         guard let head = self.waiting.first else { return }
         let path = UpstreamRequestHead.path(of: head.uri)
-        let asksOllama = (path == "/metrics" || path == "/readyz") && (head.method == .GET || head.method == .HEAD)
-            && self.isAuthorized(head, path: path)
+        let asksOllama = (path == "/metrics" || path == "/readyz" || (path == "/status.json" && self.statusPage != nil))
+            && (head.method == .GET || head.method == .HEAD) && self.isAuthorized(head, path: path)
         guard asksOllama, let ollama = self.ollama else {
             self.respond(to: head, ollama: nil, context: context)
             return
@@ -72,6 +85,7 @@ final class MetricsRequestHandler: ChannelInboundHandler {
         var status = HTTPResponseStatus.ok
         var contentType = "text/plain; charset=utf-8"
         let body: ByteBuffer
+        var extraHeaders: [(String, String)] = []
         let authorized = self.isAuthorized(head, path: path)
         switch (path, head.method) {
         case ("/metrics", .GET) where !authorized, ("/metrics", .HEAD) where !authorized:
@@ -96,14 +110,41 @@ final class MetricsRequestHandler: ChannelInboundHandler {
             } else {
                 body = context.channel.allocator.buffer(string: "ready: Ollama answers\n")
             }
-        case ("/metrics", _), ("/healthz", _), ("/readyz", _):
+        case ("/", .GET) where self.statusPage != nil, ("/", .HEAD) where self.statusPage != nil:
+            switch self.statusAccess.decide(uri: head.uri, headers: head.headers, acceptsQueryToken: true) {
+            case .allowed:
+                contentType = "text/html; charset=utf-8"
+                body = context.channel.allocator.buffer(bytes: StatusPage.html)
+                extraHeaders = [
+                    ("Content-Security-Policy", StatusPage.contentSecurityPolicy), ("X-Content-Type-Options", "nosniff"),
+                    ("Referrer-Policy", "no-referrer"), ("X-Frame-Options", "DENY"),
+                ]
+            case .redirect(let cookie):
+                // To the page without the token in its address; relative, so that a path prefix in front stays.
+                status = .seeOther
+                body = context.channel.allocator.buffer(string: "303 see other: ./\n")
+                extraHeaders = [("Location", "./"), ("Set-Cookie", cookie), ("Referrer-Policy", "no-referrer")]
+            case .refused:
+                status = .unauthorized
+                body = context.channel.allocator.buffer(string: Self.statusPageRefusal)
+            }
+        case ("/status.json", .GET) where self.statusPage != nil, ("/status.json", .HEAD) where self.statusPage != nil:
+            guard authorized, let statusPage = self.statusPage else {
+                status = .unauthorized
+                body = context.channel.allocator.buffer(string: Self.statusPageRefusal)
+                break
+            }
+            contentType = "application/json"
+            body = context.channel.allocator.buffer(bytes: statusPage.snapshot(ollama: ollama).json())
+            extraHeaders = [("X-Content-Type-Options", "nosniff")]
+        case ("/metrics", _), ("/healthz", _), ("/readyz", _),
+            ("/", _) where self.statusPage != nil, ("/status.json", _) where self.statusPage != nil:
             status = .methodNotAllowed
             body = context.channel.allocator.buffer(string: "405 method not allowed\n")
         default:
             status = .notFound
-            body = context.channel.allocator.buffer(
-                string: "404 page not found: this listener serves /metrics, /healthz and /readyz\n"
-            )
+            let paths = self.statusPage == nil ? "/metrics, /healthz and /readyz" : "/metrics, /healthz, /readyz, / and /status.json"
+            body = context.channel.allocator.buffer(string: "404 page not found: this listener serves \(paths)\n")
         }
         var headers = HTTPHeaders()
         headers.add(name: "Content-Type", value: contentType)
@@ -111,6 +152,7 @@ final class MetricsRequestHandler: ChannelInboundHandler {
         if path != "/metrics" { headers.add(name: "Cache-Control", value: "no-store") }
         if status == .methodNotAllowed { headers.add(name: "Allow", value: "GET, HEAD") }
         if status == .unauthorized { headers.add(name: "WWW-Authenticate", value: #"Bearer realm="ollama-metrics-proxy""#) }
+        headers.add(contentsOf: extraHeaders)
         context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))), promise: nil)
         if head.method != .HEAD {
             context.write(self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)

@@ -38,6 +38,17 @@ public struct MetricsToken: Sendable, Equatable {
         return Self.constantTimeEqual(Array(value), self.bytes)
     }
 
+    /// Whether `candidate` is the token itself (as typed in the status page's `?token=`), in constant time.
+    func matches(_ candidate: [UInt8]) -> Bool {
+        Self.constantTimeEqual(candidate, self.bytes)
+    }
+
+    /// A secret derived from the token for one `purpose`, in hex: the status page's cookie holds this rather
+    /// than the token, so that a cookie read off a browser does not open `/metrics`.
+    func derivedSecret(for purpose: String) -> String {
+        SHA256.hex(Array(purpose.utf8) + [0] + self.bytes)
+    }
+
     /// Compares every byte of the longer input; only the lengths can leak, and the token's length is no
     /// help in guessing its contents.
     static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {

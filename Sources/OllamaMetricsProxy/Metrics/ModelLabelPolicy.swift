@@ -75,6 +75,11 @@ final class ModelLabelPolicy: Sendable {
         }
     }
 
+    /// Whether Ollama has answered 2xx for a request naming `label`, so that it keeps its series for good.
+    func isPermanent(_ label: String) -> Bool {
+        self.state.withLockedValue { $0.permanent.contains(label) }
+    }
+
     /// Ollama answered 2xx for `label`: it is a real model and keeps its series.
     func confirm(_ label: String) {
         self.state.withLockedValue { state in

@@ -8,14 +8,20 @@ import Prometheus
 /// listed after `MetricsRecorder` in a `CompositeLifecycleObserver`. Nothing is recorded for a request
 /// Ollama did not answer with 2xx, so a model Ollama rejects never gets series here.
 struct ServingRecorder: InferenceLifecycleObserver {
+    /// Told each time to first token the histogram records, with its `model` label: the status page's
+    /// percentiles then come from the very values the histogram has.
+    typealias TimeToFirstTokenSink = @Sendable (_ model: String, _ seconds: Double) -> Void
+
     let metrics: ProxyMetrics
+    var timeToFirstToken: TimeToFirstTokenSink? = nil
 
     func requestBegan(_ request: InferenceRequestStart) -> InferenceLifecycleListener {
         ServingRecord(
             metrics: self.metrics.serving,
             model: self.metrics.modelLabels.currentLabel(for: request.model),
             endpoint: request.endpoint,
-            isStreaming: request.isStreaming
+            isStreaming: request.isStreaming,
+            timeToFirstToken: self.timeToFirstToken
         )
     }
 }
@@ -26,15 +32,20 @@ final class ServingRecord: InferenceLifecycleListener {
     private let model: String
     private let endpoint: InferenceEndpoint
     private let isStreaming: Bool
+    private let timeToFirstToken: ServingRecorder.TimeToFirstTokenSink?
     private let began: NIODeadline
     private var isSuccess = false
     private var firstContent: NIODeadline?
 
-    init(metrics: ServingMetrics, model: String, endpoint: InferenceEndpoint, isStreaming: Bool) {
+    init(
+        metrics: ServingMetrics, model: String, endpoint: InferenceEndpoint, isStreaming: Bool,
+        timeToFirstToken: ServingRecorder.TimeToFirstTokenSink? = nil
+    ) {
         self.metrics = metrics
         self.model = model
         self.endpoint = endpoint
         self.isStreaming = isStreaming
+        self.timeToFirstToken = timeToFirstToken
         self.began = .now()
     }
 
@@ -49,7 +60,9 @@ final class ServingRecord: InferenceLifecycleListener {
         let now = NIODeadline.now()
         self.firstContent = now
         guard self.isStreaming else { return }
-        self.histogram(.timeToFirstToken).record(Self.seconds(now - self.began))
+        let seconds = Self.seconds(now - self.began)
+        self.histogram(.timeToFirstToken).record(seconds)
+        self.timeToFirstToken?(self.model, seconds)
     }
 
     func usageSeen(_ usage: Usage) {

@@ -70,13 +70,24 @@ public final class ProxyServer: Sendable {
 
     /// Binds both listeners. Throws a `ServerStartError` that names the address and the reason.
     public func start() async throws {
+        let accessLog = self.accessLogger.map { AccessLogRecorder(logger: $0) }
+        // The status page lists client addresses only when the access log writes them anyway (it is on, and
+        // its `info` lines are not below the log level).
+        let accessLogWrites = self.accessLogger.map { $0.logLevel <= .info } ?? false
+        let statusPage = self.configuration.statusPage
+            ? StatusRecorder(modelLabels: self.metrics.modelLabels, showsClientAddresses: accessLogWrites) : nil
         let shared = ProxySharedState(
             upstream: self.configuration.upstream,
             observer: CompositeLifecycleObserver(
-                [MetricsRecorder(metrics: self.metrics), ServingRecorder(metrics: self.metrics)]
+                [
+                    MetricsRecorder(metrics: self.metrics),
+                    ServingRecorder(metrics: self.metrics, timeToFirstToken: statusPage?.timeToFirstTokenSink),
+                ]
                     + (self.configuration.clientHeader.map { [ClientAttributionRecorder(header: $0, metrics: self.metrics)] } ?? [])
             ),
-            requestObserver: self.accessLogger.map { AccessLogRecorder(logger: $0) },
+            requestObserver: CompositeRequestLifecycleObserver.combining(
+                [accessLog as (any RequestLifecycleObserver)?, statusPage].compactMap { $0 }
+            ),
             logger: self.logger,
             requestHeadTimeout: TimeAmount(self.configuration.requestHeadTimeout),
             maxInspectedRequestBody: self.configuration.maxInspectedRequestBody,
@@ -129,7 +140,7 @@ public final class ProxyServer: Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
                     try channel.pipeline.syncOperations.addHandler(
-                        MetricsRequestHandler(metrics: metrics, ollama: ollama, token: metricsToken)
+                        MetricsRequestHandler(metrics: metrics, ollama: ollama, token: metricsToken, statusPage: statusPage)
                     )
                 }
             }

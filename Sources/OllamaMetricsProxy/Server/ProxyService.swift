@@ -22,7 +22,8 @@ public struct ProxyService: Service {
             "ollama-metrics-proxy \(ProxyVersion.current) listening on \(listen), forwarding to \(configuration.upstream)"
         )
         let access = configuration.metricsToken == nil ? "" : " (bearer token required)"
-        self.logger.info("serving Prometheus metrics on \(metricsListen) at /metrics\(access)")
+        let page = configuration.statusPage ? ", the status page at / and its JSON at /status.json" : ""
+        self.logger.info("serving Prometheus metrics on \(metricsListen) at /metrics\(page)\(access)")
         try? await gracefulShutdown()
         self.logger.info("shutting down: draining in-flight requests")
         await self.server.shutdown()
