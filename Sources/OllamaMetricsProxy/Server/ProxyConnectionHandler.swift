@@ -165,9 +165,7 @@ final class ProxyConnectionHandler: ChannelDuplexHandler {
             self.encoder.head(head, requestMethod: .GET)
             if let body { self.encoder.body(body, write: self.writeToClient) }
             self.encoder.end(trailers: nil)
-            context.writeAndFlush(self.wrapOutboundOut(self.encoder.take()!)).assumeIsolated().whenComplete { _ in
-                context.close(promise: nil)
-            }
+            self.writeLastAndClose(context: context)
         case .close:
             self.writeGathered()
             context.flush()
@@ -307,11 +305,9 @@ final class ProxyConnectionHandler: ChannelDuplexHandler {
     /// Gathers the head; it is written with the burst's bytes, or at the burst's end.
     private func writeClientHead(_ head: HTTPResponseHead) {
         guard self.context != nil else { return }
+        var head = head
         if self.connection.closesAfterResponse, head.status.code >= 200, head.version == .http1_1 {
-            var head = head
             head.headers.replaceOrAdd(name: "Connection", value: "close")
-            self.encoder.head(head, requestMethod: self.requestMethod)
-            return
         }
         self.encoder.head(head, requestMethod: self.requestMethod)
     }
@@ -323,16 +319,21 @@ final class ProxyConnectionHandler: ChannelDuplexHandler {
         self.encoder.end(trailers: trailers)
         switch self.connection.responseEnded(closeConnection: closeClient, now: .now()) {
         case .close:
-            let last = self.encoder.take() ?? ByteBuffer()
-            context.writeAndFlush(self.wrapOutboundOut(last)).assumeIsolated().whenComplete { _ in
-                context.close(promise: nil)
-            }
+            self.writeLastAndClose(context: context)
         case let next:
             self.writeGathered()
             self.perform(next)
             self.deliverPipelined()
             // One flush for the end of this response and whatever the next request wrote already.
             context.flush()
+        }
+    }
+
+    /// Writes and flushes what the encoder gathered (or nothing), then closes once the socket took it.
+    private func writeLastAndClose(context: ChannelHandlerContext) {
+        let last = self.encoder.take() ?? ByteBuffer()
+        context.writeAndFlush(self.wrapOutboundOut(last)).assumeIsolated().whenComplete { _ in
+            context.close(promise: nil)
         }
     }
 

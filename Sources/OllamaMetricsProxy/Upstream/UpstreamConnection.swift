@@ -85,6 +85,7 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let bytes = self.unwrapInboundIn(data)
+        // After the connection was reported closed (a parse error, then its close), its bytes are nobody's.
         guard !self.closed else { return }
         if bytes.readableBytes > 0 { self.answerStarted = true }
         self.parser.feed(bytes)
