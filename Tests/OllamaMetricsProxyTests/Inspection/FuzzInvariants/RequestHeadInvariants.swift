@@ -7,7 +7,8 @@ import NIOHTTP1
 /// refuses the head, and the head it sends upstream.
 ///
 /// Input: a flags byte (bit 0: POST, else GET; bit 1: HTTP/1.0), then lines split at `\n`: the request target,
-/// then `name: value` header fields (a line without `:` is a name with an empty value).
+/// then `name: value` header fields (a line without `:` is a name with an empty value; a name with bytes
+/// outside visible ASCII, which NIO's decoder never hands over, is skipped).
 ///
 /// Invariants:
 /// - the classification equals a plain reference: percent-decode the path before the first `?` (nil for a `%`
@@ -30,11 +31,12 @@ enum RequestHeadInvariants {
         var headers = HTTPHeaders()
         for line in lines.dropFirst() {
             let text = String(decoding: line, as: UTF8.self)
-            if let colon = text.firstIndex(of: ":") {
-                headers.add(name: String(text[..<colon]), value: String(text[text.index(after: colon)...]).trimmingSpaces.description)
-            } else {
-                headers.add(name: text, value: "")
-            }
+            let colon = text.firstIndex(of: ":") ?? text.endIndex
+            let name = String(text[..<colon])
+            // NIO's decoder hands over only token characters in a name (and `HTTPHeaders` traps on others).
+            guard name.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else { continue }
+            let value = colon == text.endIndex ? "" : String(text[text.index(after: colon)...]).trimmingSpaces.description
+            headers.add(name: name, value: value)
         }
         let head = HTTPRequestHead(
             version: flags & 2 == 0 ? .http1_1 : .http1_0, method: flags & 1 == 0 ? .GET : .POST, uri: target, headers: headers
