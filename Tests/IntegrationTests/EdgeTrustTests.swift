@@ -126,14 +126,6 @@ import Testing
         }
     }
 
-    /// A port nothing listens on.
-    static func closedPort() async throws -> Int {
-        let holder = try await ServerBootstrapHolder.listen()
-        let port = holder.port
-        await holder.close()
-        return port
-    }
-
     @Test(arguments: [
         ("GET /api/tags HTTP/1.1\r\nHost: proxy\r\nConnection: close\r\n\r\n", "HTTP/1.1 502 Bad Gateway"),
         ("GET /api/tags HTTP/1.0\r\nHost: proxy\r\n\r\n", "HTTP/1.0 502 Bad Gateway"),
@@ -143,7 +135,7 @@ import Testing
         ),
     ])
     func theProxysOwn502ClosesRightAfterItWhenTheClientAskedFor(request: String, statusLine: String) async throws {
-        try await Self.withBinary(ollamaURL: "http://127.0.0.1:\(try await Self.closedPort())") { proxy, _ in
+        try await Self.withBinary(ollamaURL: "http://127.0.0.1:\(unreachablePort)") { proxy, _ in
             let connection = try await RawTCPConnection.connect(to: proxy)
             try await connection.write(request)
             // The idle timeout is 75 s: a close within this bound is the close after the response.
@@ -156,7 +148,7 @@ import Testing
     }
 
     @Test func theProxysOwn502KeepsAKeepAliveConnectionUsable() async throws {
-        try await Self.withBinary(ollamaURL: "http://127.0.0.1:\(try await Self.closedPort())") { proxy, _ in
+        try await Self.withBinary(ollamaURL: "http://127.0.0.1:\(unreachablePort)") { proxy, _ in
             let connection = try await RawTCPConnection.connect(to: proxy)
             try await connection.write("GET /api/tags HTTP/1.0\r\nHost: proxy\r\nConnection: keep-alive\r\n\r\n")
             try await connection.waitFor { $0.occurrences(of: "cannot reach Ollama") == 1 }
