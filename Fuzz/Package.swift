@@ -11,7 +11,7 @@ import PackageDescription
 /// One executable per target: its name, and the `FuzzTarget` case it runs.
 let fuzzers = [
     "fuzz-native-response", "fuzz-openai-response", "fuzz-responses-response", "fuzz-anthropic-response",
-    "fuzz-include-usage", "fuzz-splitters", "fuzz-upstream-response",
+    "fuzz-include-usage", "fuzz-splitters", "fuzz-upstream-response", "fuzz-request-head",
 ]
 
 let package = Package(

@@ -83,6 +83,21 @@ import Testing
         }
     }
 
+    @Test func routesOnThePathAsNetHTTPDecodesIt() async throws {
+        try await withSimulator { ollama in
+            #expect(try await ollama.exchange("GET", "/api/%76ersion").bodyText == #"{"version":"0.33.0"}"#)
+            #expect(try await ollama.exchange("GET", "/api%2Fversion").status == 200, "%2F is a slash in URL.Path")
+            #expect(try await ollama.exchange("GET", "/api/%56ersion").status == 404, "case-sensitive")
+            #expect(try await ollama.exchange("GET", "/api/./version").status == 404, "no cleaning")
+            let bad = try await ollama.exchange("GET", "/api/%zzersion")
+            #expect(bad.status == 400)
+            #expect(bad.bodyText == "400 Bad Request")
+        }
+        #expect(Router.unescapedPath("/a%2B+%2b") == "/a+++", "a + stays a +")
+        #expect(Router.unescapedPath("/a%+f") == nil)
+        #expect(Router.unescapedPath("/a%4") == nil)
+    }
+
     @Test func smallBodiesHaveContentLengthAndLargeOnesAreChunked() async throws {
         try await withSimulator { ollama in
             let version = try await ollama.exchange("GET", "/api/version")

@@ -45,19 +45,34 @@ enum ClientResponseHead {
         }
 
         var closeClient = !request.isKeepAlive
+        var upstreamKeepAlive = upstreamHead.isKeepAlive
         let code = head.status.code
         let mayHaveBody = request.method != .HEAD && code >= 200 && code != 204 && code != 304
-        if mayHaveBody && bodyMayShrink && head.headers.contains(name: "content-length") {
+        // nil: no Transfer-Encoding. The parser framed the body by it, if present (RFC 9112 §6.3).
+        let chunked = TransferCoding.isChunked(head.headers)
+        if chunked != nil, head.headers.contains(name: "content-length") {
+            // Both: Transfer-Encoding wins, and an intermediary must drop the Content-Length before forwarding
+            // (RFC 9112 §6.3), or the client could frame the body otherwise than the proxy did. Such a response
+            // may be an attempt at response splitting: the connection it came on is not used again.
+            head.headers.remove(name: "content-length")
+            upstreamKeepAlive = false
+        } else if mayHaveBody && bodyMayShrink && head.headers.contains(name: "content-length") {
             head.headers.remove(name: "content-length")
         }
-        let unframed = !head.headers.contains(name: "content-length") && !head.headers.contains(name: "transfer-encoding")
+        if chunked == false && mayHaveBody {
+            // A coding without a final chunked (`gzip`): the body runs to Ollama's close, and to the client's.
+            closeClient = true
+        }
+        let unframed = chunked == nil && !head.headers.contains(name: "content-length")
         if request.version == .http1_0 {
             // An HTTP/1.0 client cannot read chunked framing: it gets the bytes delimited by the close.
             if head.version != .http1_0 { head.version = .http1_0 }
-            if mayHaveBody && (unframed || TransferCoding.isChunked(head.headers) == true) {
+            if mayHaveBody && (unframed || chunked == true) {
                 head.headers.remove(name: "transfer-encoding")
                 closeClient = true
             }
+            // A Transfer-Encoding on an HTTP/1.0 request means faulty framing: close after (RFC 9112 §6.1).
+            if TransferCoding.isChunked(request.headers) != nil { closeClient = true }
         } else {
             // Set only when it differs: setting it copies the whole head.
             if head.version != .http1_1 { head.version = .http1_1 }
@@ -67,9 +82,25 @@ enum ClientResponseHead {
                 head.headers.add(name: "Transfer-Encoding", value: "chunked")
             }
         }
-        if closeClient && keepAliveOnly {
+        if closeClient && (keepAliveOnly || request.version != .http1_0) {
+            // Said to an HTTP/1.1 client, which would otherwise expect to send its next request (RFC 9112 §9.6).
             head.headers.replaceOrAdd(name: "Connection", value: "close")
         }
-        return Forwarded(head: head, upstreamKeepAlive: upstreamHead.isKeepAlive, closeClientAfterResponse: closeClient)
+        return Forwarded(head: head, upstreamKeepAlive: upstreamKeepAlive, closeClientAfterResponse: closeClient)
+    }
+
+    /// Makes a response the proxy writes itself (a 502) follow the client's connection semantics, as
+    /// forwarded ones do: `Connection: close` when the client asked for it, spoke HTTP/1.0 without
+    /// keep-alive, or `mustClose`; `Connection: keep-alive` to an HTTP/1.0 client that keeps its connection,
+    /// which would close it otherwise. The version is the client's, as for forwarded responses. Returns
+    /// whether the client connection closes after it.
+    static func ownResponse(_ head: inout HTTPResponseHead, for request: HTTPRequestHead, mustClose: Bool) -> Bool {
+        let close = mustClose || !request.isKeepAlive
+        if request.version == .http1_0 {
+            head.version = .http1_0
+            if !close { head.headers.replaceOrAdd(name: "Connection", value: "keep-alive") }
+        }
+        if close { head.headers.replaceOrAdd(name: "Connection", value: "close") }
+        return close
     }
 }

@@ -60,8 +60,12 @@ struct ExchangeStateMachine {
         case finishResponse(body: ByteBuffer?, trailers: HTTPHeaders?, connection: ConnectionDisposal, closeClient: Bool)
         /// The proxy answers itself (Ollama is unreachable): a whole response, then the end.
         case respond(HTTPResponseHead, body: ByteBuffer?, closeClient: Bool)
-        /// Ollama's answer broke off: write what is left, then close the client connection without an end,
-        /// so the client sees the response was cut short.
+        /// The proxy refuses the request while it may be on its way to Ollama (its body turned out malformed):
+        /// dispose of the connection to Ollama if one is held, write the whole response, close the client.
+        case refuseRequest(HTTPResponseHead, body: ByteBuffer?, connection: ConnectionDisposal)
+        /// Ollama's answer broke off, or the request did: write what is left, close the connection to Ollama
+        /// if still held, then close the client connection without an end, so the client sees the response
+        /// was cut short.
         case abortResponse(body: ByteBuffer?)
         /// The client hung up: close the connection to Ollama, so it stops generating.
         case closeUpstream
@@ -207,7 +211,7 @@ struct ExchangeStateMachine {
         self.upstream = upstream
         self.clientAddress = clientAddress
         self.maxInspectedRequestBody = maxInspectedRequestBody
-        if head.method == .POST, let endpoint = InferenceEndpoint(path: UpstreamRequestHead.path(of: head.uri)) {
+        if head.method == .POST, let endpoint = InferenceEndpoint(path: UpstreamRequestHead.routedPath(of: head.uri)) {
             self.endpoint = endpoint
             self.state = .connecting(.buffering(ByteBuffer()), outbound: nil, isReplay: false)
         } else {
@@ -393,6 +397,34 @@ struct ExchangeStateMachine {
             return .none
         case .modifying:
             preconditionFailure("clientClosed while modifying")
+        }
+    }
+
+    /// The client's request cannot be read to its end (NIO's decoder rejected its chunked body). No response
+    /// started: the client gets `response` (a 400) and the connection to Ollama is closed, since part of the
+    /// request may be on it (released, when nothing was sent). Ollama answered already: its response is cut,
+    /// as the request will never be complete. An inference request ends as `client_disconnected`: the proxy
+    /// closes on the client as when it hangs up.
+    mutating func clientSentMalformedBody(response: (head: HTTPResponseHead, body: ByteBuffer?)) -> Action {
+        switch self.state {
+        case .connecting(let body, _, _), .requesting(let body, _, _):
+            var disposal = ConnectionDisposal.close
+            if case .buffering = body { disposal = .release }  // nothing was sent
+            if case .connecting = self.state { disposal = .release }  // none is held: it comes back unused
+            self.state = .finished
+            self.requestProgress.status = Int(response.head.status.code)
+            return Action(
+                io: .refuseRequest(response.head, body: self.clientHead.method == .HEAD ? nil : response.body, connection: disposal),
+                events: self.end(.clientDisconnected)
+            )
+        case .responding:
+            let (rest, events) = self.closeResponse(endingOtherwiseAs: .clientDisconnected)
+            self.state = .finished
+            return Action(io: .abortResponse(body: rest), events: events)
+        case .finished:
+            return .none
+        case .modifying:
+            preconditionFailure("clientSentMalformedBody while modifying")
         }
     }
 
@@ -748,13 +780,17 @@ struct ExchangeStateMachine {
         return events
     }
 
+    /// The proxy's 502. It follows the client's connection semantics as Ollama's answers do: the connection
+    /// closes after it (and it says `Connection: close`) when the client asked for that, or spoke HTTP/1.0
+    /// without keep-alive, or has not sent its whole request (the rest has nowhere to go).
     private mutating func badGateway(_ message: String, body: RequestBody, events: InferenceLifecycleEvents) -> Action {
-        let (head, payload) = ProxyErrorResponse.badGateway(message: message, endpoint: self.endpoint)
+        var (head, payload) = ProxyErrorResponse.badGateway(message: message, endpoint: self.endpoint)
         self.requestProgress.status = Int(head.status.code)
         var requestComplete = false
         if case .complete = body { requestComplete = true }
+        let closeClient = ClientResponseHead.ownResponse(&head, for: self.clientHead, mustClose: !requestComplete)
         return Action(
-            io: .respond(head, body: self.clientHead.method == .HEAD ? nil : payload, closeClient: !requestComplete),
+            io: .respond(head, body: self.clientHead.method == .HEAD ? nil : payload, closeClient: closeClient),
             events: events
         )
     }

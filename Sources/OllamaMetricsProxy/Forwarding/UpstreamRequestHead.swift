@@ -36,6 +36,8 @@ enum UpstreamRequestHead {
         if let originalHost, !headers.contains(name: "x-forwarded-host") {
             headers.add(name: "X-Forwarded-Host", value: originalHost)
         }
+        // The framing is the proxy's own decision, never what survived the edits above: the body it sends
+        // (edited, or as NIO's decoder delimited the client's) must reach Ollama as exactly one request.
         if let bodyLength {
             if headers.contains(name: "transfer-encoding") {
                 headers.remove(name: "transfer-encoding")
@@ -44,6 +46,11 @@ enum UpstreamRequestHead {
             if headers.first(name: "content-length") != length {
                 headers.replaceOrAdd(name: "content-length", value: length)
             }
+        } else if TransferCoding.isChunked(clientHead.headers) != nil {
+            // Decoded as chunked (`RequestHeadValidation` let only `chunked` alone through), sent chunked.
+            Self.frameChunked(&headers)
+        } else if let length = clientHead.headers.first(name: "content-length"), headers.first(name: "content-length") != length {
+            headers.replaceOrAdd(name: "Content-Length", value: length)
         }
 
         let target = self.originForm(of: clientHead.uri)
@@ -53,6 +60,24 @@ enum UpstreamRequestHead {
             uri: upstream.basePath.isEmpty ? target : upstream.basePath + target,
             headers: headers
         )
+    }
+
+    /// One `Transfer-Encoding: chunked`, spelt so: NIO's encoder chunks the body only for that exact value,
+    /// and would otherwise write the decoded bytes raw under a header that tells Ollama they are chunks (a
+    /// client's `Transfer-Encoding: Chunked` made Ollama parse the body's content as chunk framing).
+    private static func frameChunked(_ headers: inout HTTPHeaders) {
+        var fields = 0
+        var exact = true
+        for (name, value) in headers where name.equalsLowercaseASCII("transfer-encoding") {
+            fields += 1
+            exact = exact && value == "chunked"
+        }
+        if fields != 1 || !exact {
+            headers.replaceOrAdd(name: "Transfer-Encoding", value: "chunked")
+        }
+        if headers.contains(name: "content-length") {
+            headers.remove(name: "content-length")
+        }
     }
 
     /// The path and query of a request target, also when a client sent the absolute form
@@ -69,12 +94,16 @@ enum UpstreamRequestHead {
         return uri == "*" ? "*" : "/" + uri
     }
 
-    /// The path of a request target without its query string, for routing.
+    /// The path of a request target without its query string, as Go splits it (at the first `?`; a `#` is
+    /// part of the path). Still percent-encoded: `InferenceEndpoint(path:)` decodes it as Ollama does.
     static func path(of uri: String) -> Substring {
-        let target = Substring(uri)
-        if let query = target.firstIndex(where: { $0 == "?" || $0 == "#" }) {
-            return target[..<query]
-        }
-        return target
+        RequestPath.rawPath(of: Substring(uri))
+    }
+
+    /// The path Ollama routes on, before decoding: that of the target the proxy sends (absolute form made
+    /// origin form, as `make` does), without the upstream's base path.
+    static func routedPath(of uri: String) -> Substring {
+        guard uri.hasPrefix("/") else { return self.path(of: self.originForm(of: uri)) }
+        return self.path(of: uri)
     }
 }

@@ -23,7 +23,8 @@ protocol RequestLifecycleListener: InferenceLifecycleListener {
 /// What is known of a request when it arrives. Nothing in it can carry a secret: no query string, no header.
 struct RequestStart: Sendable, Equatable {
     var method: HTTPMethod
-    /// The path without its query string.
+    /// The path Ollama routes on, without its query string, still percent-encoded as the client sent it
+    /// (`InferenceEndpoint(path:)` decodes it as Ollama does).
     var path: String
     /// The client's IP address, when the connection has one.
     var clientAddress: String?

@@ -23,9 +23,16 @@ public enum InferenceEndpoint: String, Sendable, CaseIterable {
         case anthropic
     }
 
-    /// Recognises the path of a POST request (without its query string).
+    /// Recognises the path of a POST request as the request line has it (without its query string), the way
+    /// Ollama routes it: percent-decoded, then compared exactly (`RequestPath`). Nil for an invalid escape.
+    /// Compares bytes in place: no allocation unless the path has a `%`.
     public init?(path: some StringProtocol) {
-        self.init(rawValue: String(path))
+        guard let decoded = RequestPath.decoded(path.utf8) else { return nil }
+        for endpoint in Self.allCases where decoded.elementsEqual(endpoint.rawValue.utf8) {
+            self = endpoint
+            return
+        }
+        return nil
     }
 
     public var dialect: Dialect {

@@ -22,6 +22,10 @@ struct ClientConnectionStateMachine {
         /// Input the proxy answers itself (not HTTP, a head over a limit), with nothing left to answer before
         /// it: the refusal's response, then close.
         case refuseAndClose(ClientRefusal)
+        /// The body of the request being answered is not HTTP (a malformed chunk): its exchange answers 400 if
+        /// no response has started, else cuts the response; either way the connection closes after it. Nothing
+        /// more is read.
+        case failRequestBody
         /// Flush what was written and close.
         case close
     }
@@ -174,8 +178,11 @@ struct ClientConnectionStateMachine {
         case .active(requestComplete: false, _) where !self.pipelined.isEmpty:
             self.pipelined.append(.refused(refusal))
             return .none
-        case .active(requestComplete: false, _), .draining:
-            // Inside a request body: that request cannot be completed.
+        case .active(requestComplete: false, _):
+            // Inside the body of the request being answered: it cannot be completed.
+            return self.failRequestBody()
+        case .draining:
+            // Inside the rest of a request already answered.
             self.close()
             return .close
         case .closed:
@@ -245,9 +252,11 @@ struct ClientConnectionStateMachine {
         case (.refused(let refusal), .idle):
             self.close()
             return .refuseAndClose(refusal)
-        case (.refused, .active(requestComplete: false, _)), (.refused, .draining):
-            // Inside the body of a queued request: that request cannot be completed. What was answered
-            // before it is flushed first.
+        case (.refused, .active(requestComplete: false, _)):
+            // Inside the body of the queued request now being answered: it cannot be completed.
+            return self.failRequestBody()
+        case (.refused, .draining):
+            // Inside the rest of a request already answered. What was answered before it is flushed first.
             self.close()
             return .close
         case (_, .closed):
@@ -321,6 +330,13 @@ struct ClientConnectionStateMachine {
     /// The channel is gone.
     mutating func closed() {
         self.close()
+    }
+
+    /// The request being answered ends here: its response is the last, and what follows is not read.
+    private mutating func failRequestBody() -> Action {
+        self.pipelined.removeAll()
+        self.state = .active(requestComplete: true, closeAfterResponse: true)
+        return .failRequestBody
     }
 
     private mutating func close() {

@@ -78,7 +78,7 @@ final class ProxyConnectionHandler: ChannelDuplexHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch self.unwrapInboundIn(data) {
         case .head(let head):
-            if let refusal = self.shared.headLimits.refusal(for: head) {
+            if let refusal = self.shared.headLimits.refusal(for: head) ?? RequestHeadValidation.refusal(for: head) {
                 self.perform(self.connection.receivedUnanswerable(refusal))
             } else {
                 self.perform(self.connection.receivedHead(head))
@@ -166,6 +166,14 @@ final class ProxyConnectionHandler: ChannelDuplexHandler {
             if let body { self.encoder.body(body, write: self.writeToClient) }
             self.encoder.end(trailers: nil)
             self.writeLastAndClose(context: context)
+        case .failRequestBody:
+            let refusal = ClientRefusal.malformedRequestBody(endpoint: self.exchange?.endpoint)
+            self.shared.refusals?.refused(refusal, clientAddress: self.clientAddress(context: context), on: context.eventLoop)
+            guard self.exchange != nil, !self.exchange!.isFinished else {
+                self.perform(self.connection.responseAborted())
+                return
+            }
+            self.perform(self.exchange!.clientSentMalformedBody(response: refusal.response))
         case .close:
             self.writeGathered()
             context.flush()
@@ -185,7 +193,7 @@ final class ProxyConnectionHandler: ChannelDuplexHandler {
         self.lifecycle = nil
         let clientAddress = self.clientAddress(context: context)
         self.requestListener = self.shared.requestObserver?.requestReceived(
-            RequestStart(method: head.method, path: String(UpstreamRequestHead.path(of: head.uri)), clientAddress: clientAddress)
+            RequestStart(method: head.method, path: String(UpstreamRequestHead.routedPath(of: head.uri)), clientAddress: clientAddress)
         )
         self.exchange = ExchangeStateMachine(
             head: head, upstream: self.shared.upstream, clientAddress: clientAddress,
@@ -261,8 +269,13 @@ final class ProxyConnectionHandler: ChannelDuplexHandler {
         case .respond(let head, let body, let closeClient):
             self.writeClientHead(head)
             self.endResponse(body: body, trailers: nil, closeClient: closeClient)
+        case .refuseRequest(let head, let body, let disposal):
+            self.dispose(disposal)
+            self.writeClientHead(head)
+            self.endResponse(body: body, trailers: nil, closeClient: true)
         case .abortResponse(let body):
-            self.upstreamConnection = nil
+            // Still held when the request broke off rather than Ollama's answer: closed, so Ollama stops.
+            self.dispose(.close)
             // No end: a chunked body stays unfinished, so the client sees that it was cut.
             if let body { self.encoder.body(body, write: self.writeToClient) }
             self.writeGathered()

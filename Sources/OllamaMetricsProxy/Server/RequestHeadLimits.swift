@@ -26,6 +26,6 @@ struct RequestHeadLimits: Sendable, Equatable {
     }
 
     private static func endpoint(of head: HTTPRequestHead) -> InferenceEndpoint? {
-        InferenceEndpoint(path: UpstreamRequestHead.path(of: head.uri))
+        InferenceEndpoint(path: UpstreamRequestHead.routedPath(of: head.uri))
     }
 }

@@ -84,7 +84,15 @@ enum Router {
 
     /// The response to a fully received request.
     static func respond(to incoming: Incoming, state: SimulatorState, checksHost: Bool) -> any ResponseProducer {
-        let path = incoming.uri.firstIndex(of: "?").map { String(incoming.uri[..<$0]) } ?? incoming.uri
+        let rawPath = incoming.uri.firstIndex(of: "?").map { String(incoming.uri[..<$0]) } ?? incoming.uri
+        // net/http decodes the path into `URL.Path` before gin sees it (an invalid escape is a 400 from the
+        // server, before any handler), and gin routes on it (`UseRawPath` off).
+        guard let path = unescapedPath(rawPath) else {
+            return FixedSteps(GoResponse.complete(
+                status: 400, headers: [("Content-Type", "text/plain; charset=utf-8"), ("Connection", "close")],
+                body: Array("400 Bad Request".utf8)
+            ))
+        }
         let segments = path.split(separator: "/", omittingEmptySubsequences: false)
 
         let forMethod = routes.filter { $0.method == incoming.method }
@@ -115,6 +123,28 @@ enum Router {
                 body: Array("404 page not found".utf8)
             )
         )
+    }
+
+    /// Go's `url.PathUnescape` as `url.ParseRequestURI` applies it to the path: every `%XX` decoded (`%2F`
+    /// into `/`), `+` kept; nil for a `%` without two hex digits. Bytes that are not UTF-8 become U+FFFD here,
+    /// which no route contains either.
+    static func unescapedPath(_ raw: String) -> String? {
+        guard raw.contains("%") else { return raw }
+        var bytes: [UInt8] = []
+        var rest = raw.utf8[...]
+        while let byte = rest.popFirst() {
+            guard byte == UInt8(ascii: "%") else {
+                bytes.append(byte)
+                continue
+            }
+            let digits = rest.prefix(2)
+            guard digits.count == 2, digits.allSatisfy({ Character(Unicode.Scalar($0)).isHexDigit }),
+                let value = UInt8(String(decoding: digits, as: UTF8.self), radix: 16)
+            else { return nil }
+            bytes.append(value)
+            rest = rest.dropFirst(2)
+        }
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     private static func firstMatch(_ routes: [Route], _ segments: [Substring]) -> (Route, [String: String])? {

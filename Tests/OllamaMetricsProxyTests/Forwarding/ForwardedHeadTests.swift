@@ -89,6 +89,53 @@ import Testing
         #expect(head.headers["content-length"] == ["42"])
     }
 
+    @Test func aConnectionOptionCannotRemoveFramingOrHost() {
+        for nominated in ["Content-Length", "content-length, Transfer-Encoding", "Host", "HOST, X-Hop"] {
+            let head = UpstreamRequestHead.make(
+                from: HTTPRequestHead(
+                    version: .http1_1, method: .POST, uri: "/api/show",
+                    headers: HTTPHeaders([("Host", "proxy:1"), ("Connection", nominated), ("Content-Length", "40"), ("X-Hop", "1")])
+                ),
+                upstream: self.upstream, clientAddress: nil
+            )
+            #expect(head.headers["content-length"] == ["40"], "\(nominated)")
+            #expect(head.headers["host"] == ["localhost:11434"], "\(nominated)")
+            #expect(head.headers["x-forwarded-host"] == ["proxy:1"], "\(nominated)")
+            #expect(!head.headers.contains(name: "connection"), "\(nominated)")
+            #expect(head.headers.contains(name: "x-hop") == !nominated.contains("X-Hop"), "\(nominated)")
+        }
+        let chunked = UpstreamRequestHead.make(
+            from: HTTPRequestHead(
+                version: .http1_1, method: .POST, uri: "/api/show",
+                headers: HTTPHeaders([("Host", "x"), ("Connection", "Transfer-Encoding"), ("Transfer-Encoding", "chunked")])
+            ),
+            upstream: self.upstream, clientAddress: nil
+        )
+        #expect(chunked.headers["transfer-encoding"] == ["chunked"])
+    }
+
+    @Test func aChunkedRequestGoesUpstreamWithTheOneSpellingNIOsEncoderChunksFor() {
+        for codings in [[("Transfer-Encoding", "Chunked")], [("transfer-encoding", " chunked ,")], [("Transfer-Encoding", ""), ("Transfer-Encoding", "chunked")]] {
+            let head = UpstreamRequestHead.make(
+                from: HTTPRequestHead(version: .http1_1, method: .POST, uri: "/api/show", headers: HTTPHeaders([("Host", "x")] + codings)),
+                upstream: self.upstream, clientAddress: nil
+            )
+            #expect(head.headers["transfer-encoding"] == ["chunked"], "\(codings)")
+            #expect(head.headers.filter { $0.name.lowercased() == "transfer-encoding" }.map(\.value) == ["chunked"], "\(codings)")
+        }
+        // As the client spelt it when it already is that spelling.
+        let exact = UpstreamRequestHead.make(
+            from: HTTPRequestHead(version: .http1_1, method: .POST, uri: "/x", headers: HTTPHeaders([("transfer-encoding", "chunked")])),
+            upstream: self.upstream, clientAddress: nil
+        )
+        #expect(exact.headers.first { $0.value == "chunked" }?.name == "transfer-encoding")
+    }
+
+    @Test func aRequestWithoutFramingGetsNone() {
+        let head = UpstreamRequestHead.make(from: self.clientHead([("Host", "x"), ("Connection", "Content-Length")]), upstream: self.upstream, clientAddress: nil)
+        #expect(!head.headers.contains(name: "content-length") && !head.headers.contains(name: "transfer-encoding"))
+    }
+
     @Test func routesOnThePathWithoutQuery() {
         #expect(UpstreamRequestHead.path(of: "/api/chat?x=1") == "/api/chat")
         #expect(InferenceEndpoint(path: UpstreamRequestHead.path(of: "/v1/messages?beta=true")) == .messages)
@@ -168,6 +215,57 @@ import Testing
         #expect(forwarded.head.version == .http1_0)
         #expect(!forwarded.head.headers.contains(name: "transfer-encoding"))
         #expect(forwarded.closeClientAfterResponse)
+    }
+
+    @Test func bothContentLengthAndTransferEncodingLoseTheLengthAndTheConnectionIsNotReused() {
+        let upstream = HTTPResponseHead(
+            version: .http1_1, status: .ok, headers: HTTPHeaders([("Content-Length", "5"), ("Transfer-Encoding", "chunked")])
+        )
+        let forwarded = ClientResponseHead.make(from: upstream, for: Self.request)
+        #expect(forwarded.head.headers["content-length"] == [])
+        #expect(forwarded.head.headers["transfer-encoding"] == ["chunked"])
+        #expect(!forwarded.upstreamKeepAlive, "its framing is suspect")
+        #expect(!forwarded.closeClientAfterResponse)
+        let http10 = ClientResponseHead.make(from: upstream, for: HTTPRequestHead(version: .http1_0, method: .POST, uri: "/api/chat"))
+        #expect(http10.head.headers["content-length"] == [] && http10.head.headers["transfer-encoding"] == [])
+        #expect(http10.closeClientAfterResponse, "delimited by the close")
+    }
+
+    @Test func aCodingWithoutFinalChunkedRunsToTheCloseForTheClientToo() {
+        let upstream = HTTPResponseHead(version: .http1_1, status: .ok, headers: HTTPHeaders([("Transfer-Encoding", "gzip")]))
+        let forwarded = ClientResponseHead.make(from: upstream, for: Self.request)
+        #expect(forwarded.head.headers["transfer-encoding"] == ["gzip"], "the client must undo it")
+        #expect(forwarded.closeClientAfterResponse)
+        #expect(forwarded.head.headers["connection"] == ["close"])
+    }
+
+    @Test func ollamasConnectionOptionCannotRemoveTheResponsesFraming() {
+        let upstream = HTTPResponseHead(
+            version: .http1_1, status: .ok, headers: HTTPHeaders([("Connection", "Content-Length"), ("Content-Length", "2")])
+        )
+        let forwarded = ClientResponseHead.make(from: upstream, for: Self.request)
+        #expect(forwarded.head.headers["content-length"] == ["2"])
+        #expect(!forwarded.head.headers.contains(name: "connection"))
+        #expect(!forwarded.head.headers.contains(name: "transfer-encoding"))
+    }
+
+    @Test func theProxysOwnResponsesFollowTheClientsConnection() {
+        func own(_ version: HTTPVersion, _ headers: [(String, String)], mustClose: Bool = false) -> (HTTPResponseHead, Bool) {
+            var head = ProxyErrorResponse.badGateway(message: "down", endpoint: nil).0
+            let request = HTTPRequestHead(version: version, method: .POST, uri: "/api/tags", headers: HTTPHeaders(headers))
+            let close = ClientResponseHead.ownResponse(&head, for: request, mustClose: mustClose)
+            return (head, close)
+        }
+        let keepAlive = own(.http1_1, [])
+        #expect(!keepAlive.1 && !keepAlive.0.headers.contains(name: "connection"))
+        let asked = own(.http1_1, [("Connection", "close")])
+        #expect(asked.1 && asked.0.headers["connection"] == ["close"])
+        let unfinished = own(.http1_1, [], mustClose: true)
+        #expect(unfinished.1 && unfinished.0.headers["connection"] == ["close"])
+        let http10 = own(.http1_0, [])
+        #expect(http10.1 && http10.0.headers["connection"] == ["close"] && http10.0.version == .http1_0)
+        let http10KeepAlive = own(.http1_0, [("Connection", "keep-alive")])
+        #expect(!http10KeepAlive.1 && http10KeepAlive.0.headers["connection"] == ["keep-alive"])
     }
 
     @Test func aClientThatAskedToCloseIsToldSo() {

@@ -260,6 +260,11 @@ private struct ConnectionWorld: RandomWorld {
         case .refuseAndClose:
             self.run.expect(self.exchange.map(\.responseEnded) ?? true, "a refusal written over a response under way")
             self.closeChannel(cause: event)
+        case .failRequestBody:
+            // What the handler does: the exchange answers 400 (or cuts its response), and the connection closes.
+            guard self.liveExchange("a malformed body") != nil else { break }
+            self.run.expect(!self.exchange!.endForwarded, "a malformed body after its request's end")
+            self.endResponse(closeConnection: true)
         case .close:
             self.closeChannel(cause: event)
         }

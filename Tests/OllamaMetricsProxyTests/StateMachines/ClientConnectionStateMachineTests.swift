@@ -108,14 +108,26 @@ import Testing
         #expect(machine.isClosed)
     }
 
-    @Test func malformedInputInsideABodyClosesTheConnection() {
+    @Test func malformedInputInsideABodyFailsThatRequestAndClosesAfterItsAnswer() {
         var machine = Machine(now: Self.t0)
         _ = machine.receivedHead(Self.head("/x", .POST))
-        #expect(machine.receivedMalformedInput() == .close)
-        #expect(machine.responseEnded(closeConnection: false, now: Self.t0) == .none, "the exchange may still end")
+        _ = machine.receivedBody(Self.bytes("part"))
+        #expect(machine.receivedMalformedInput() == .failRequestBody)
+        #expect(machine.closesAfterResponse, "the 400 says Connection: close")
+        #expect(machine.receivedMalformedInput() == .none, "reported once")
+        #expect(machine.receivedHead(Self.head("/y")) == .none, "nothing after it is answered")
+        #expect(machine.responseEnded(closeConnection: false, now: Self.t0) == .close)
+        #expect(machine.isClosed)
     }
 
-    @Test func malformedInputInsideAPipelinedBodyClosesAfterTheResponsesBeforeIt() {
+    @Test func malformedInputInsideABodyAnsweredEarlyJustCloses() {
+        var machine = Machine(now: Self.t0)
+        _ = machine.receivedHead(Self.head("/x", .POST))
+        #expect(machine.responseEnded(closeConnection: false, now: Self.t0) == .none, "draining the rest of the body")
+        #expect(machine.receivedMalformedInput() == .close)
+    }
+
+    @Test func malformedInputInsideAPipelinedBodyFailsThatRequestAfterTheResponsesBeforeIt() {
         var machine = Machine(now: Self.t0)
         _ = machine.receivedHead(Self.head("/1"))
         _ = machine.receivedEnd(nil, now: Self.t0)
@@ -123,7 +135,8 @@ import Testing
         _ = machine.receivedBody(Self.bytes("part"))
         #expect(machine.receivedMalformedInput() == .none)
         #expect(machine.responseEnded(closeConnection: false, now: Self.t0) == .awaitNextRequest)
-        #expect(Self.pipelined(&machine) == [.startExchange(Self.head("/2", .POST)), .forwardBody(Self.bytes("part")), .close])
+        #expect(Self.pipelined(&machine) == [.startExchange(Self.head("/2", .POST)), .forwardBody(Self.bytes("part")), .failRequestBody])
+        #expect(machine.responseEnded(closeConnection: false, now: Self.t0) == .close)
     }
 
     @Test func aHeadOverALimitWhileIdleIsRefusedAndWhatFollowsIsIgnored() {

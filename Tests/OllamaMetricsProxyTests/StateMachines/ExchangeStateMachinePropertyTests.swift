@@ -107,7 +107,7 @@ private struct ExchangeWorld: RandomWorld {
     }
 
     enum Event {
-        case clientBody, clientEnd, clientReadComplete, clientWritable(Bool), clientHangUp
+        case clientBody, clientEnd, clientReadComplete, clientWritable(Bool), clientHangUp, clientMalformedBody
         case connected(reused: Bool), connectFailed
         case upstreamWritable(Bool), upstreamInformational, upstreamHead, upstreamBody(parts: Int), upstreamReadComplete
         case upstreamEnd, upstreamClosed
@@ -131,6 +131,7 @@ private struct ExchangeWorld: RandomWorld {
                 events.append((4, .clientReadComplete))
                 events.append((3, .clientWritable(!self.clientWritable)))
                 events.append((hazard, .clientHangUp))
+                if !self.requestOver && !self.clientEndSent { events.append((hazard, .clientMalformedBody)) }
             } else if !self.clientWritable {
                 events.append((5, .clientWritable(true)))
             }
@@ -187,6 +188,11 @@ private struct ExchangeWorld: RandomWorld {
         case .clientHangUp:
             self.clientGone = true
             self.perform(self.machine.clientClosed(), after: "client hung up")
+        case .clientMalformedBody:
+            // NIO's decoder rejected the rest of the body: the proxy refuses the request, then closes the client.
+            let refusal = ClientRefusal.malformedRequestBody(endpoint: nil).response
+            self.perform(self.machine.clientSentMalformedBody(response: refusal), after: "client body malformed")
+            self.clientGone = true
         case .connected(let reused):
             self.acquiresPending -= 1
             self.connections.append(Connection(reused: reused, readsPaused: !self.clientWritable))
@@ -280,9 +286,17 @@ private struct ExchangeWorld: RandomWorld {
             self.finalHeadWritten = head
             self.proxyAnswered = true
             self.responseOver = .answeredByProxy
+        case .refuseRequest(let head, _, let connection):
+            self.run.expect(self.finalHeadWritten == nil && !wasOver, "the proxy refused a request Ollama answered")
+            self.run.expect(head.status == .badRequest, "the refusal of a malformed body is a 400")
+            if self.held != nil { self.dispose(connection, "refuseRequest") }
+            self.finalHeadWritten = head
+            self.proxyAnswered = true
+            self.responseOver = .answeredByProxy
         case .abortResponse(let body):
             self.run.expect(self.finalHeadWritten != nil && !wasOver, "a response cut short that was not under way")
-            self.run.expect(self.held == nil, "a response cut short while its connection is still held")
+            // Still held only when the request broke off: then it is closed, so that Ollama stops.
+            if self.held != nil { self.dispose(.close, "abortResponse") }
             if let body { self.clientBody += Array(body.readableBytesView) }
             self.responseOver = .aborted
         case .closeUpstream:

@@ -549,3 +549,87 @@ extension ExchangeStateMachine {
         )
     }
 }
+
+// MARK: - Trust at the edge (#17)
+
+extension ExchangeStateMachineTests {
+    @Test(arguments: [
+        ([("Host", "proxy"), ("Connection", "close")], HTTPVersion.http1_1, true, "close"),
+        ([("Host", "proxy")], .http1_0, true, "close"),
+        ([("Host", "proxy"), ("Connection", "keep-alive")], .http1_0, false, "keep-alive"),
+        ([("Host", "proxy")], .http1_1, false, nil),
+    ] as [([(String, String)], HTTPVersion, Bool, String?)])
+    func the502FollowsTheClientsConnectionSemantics(headers: [(String, String)], version: HTTPVersion, closes: Bool, connection: String?) {
+        var machine = Self.machine(.GET, "/api/tags", headers: headers, version: version)
+        _ = machine.clientSentEnd(trailers: nil)
+        let action = machine.connectFailed(reason: "connection refused")
+        guard case .respond(let head, _, let closeClient) = action.io else {
+            Issue.record("expected a 502, got \(action)")
+            return
+        }
+        #expect(head.status == .badGateway)
+        #expect(closeClient == closes)
+        #expect(head.headers["connection"].first == connection)
+        #expect(head.version == version)
+    }
+
+    @Test func aMalformedBodyBeforeAConnectionIsA400AndTheConnectionComesBackUnused() {
+        var machine = Self.machine(.POST, "/api/show", headers: [("Host", "p"), ("Transfer-Encoding", "chunked")])
+        _ = machine.clientSentBody(Self.bytes("{\"mo"))
+        let refusal = ClientRefusal.malformedRequestBody(endpoint: nil).response
+        let action = machine.clientSentMalformedBody(response: refusal)
+        #expect(action == Action(io: .refuseRequest(refusal.0, body: refusal.1, connection: .release), events: .requestEnded))
+        #expect(machine.requestEnding?.status == 400)
+        #expect(machine.connected(reused: false) == Action(io: .disposeConnection(.release)))
+    }
+
+    @Test func aMalformedBodyAfterPartOfItWentUpstreamClosesThatConnection() {
+        var machine = Self.machine(.POST, "/api/show", headers: [("Host", "p"), ("Transfer-Encoding", "chunked")])
+        _ = machine.connected(reused: true)
+        _ = machine.clientSentBody(Self.bytes("{\"mo"))
+        let refusal = ClientRefusal.malformedRequestBody(endpoint: nil).response
+        #expect(machine.clientSentMalformedBody(response: refusal).io == .refuseRequest(refusal.0, body: refusal.1, connection: .close))
+        #expect(machine.requestEnding?.outcome == .failed(.clientDisconnected))
+    }
+
+    @Test func aMalformedBodyOfAHeldInferenceRequestReleasesTheUnusedConnectionAndCountsNoInference() {
+        var machine = Self.machine(.POST, "/v1/messages", headers: [("Host", "p"), ("Transfer-Encoding", "chunked")])
+        _ = machine.connected(reused: false)
+        _ = machine.clientSentBody(Self.bytes("{\"mo"))
+        let refusal = ClientRefusal.malformedRequestBody(endpoint: .messages).response
+        let action = machine.clientSentMalformedBody(response: refusal)
+        #expect(action.io == .refuseRequest(refusal.0, body: refusal.1, connection: .release), "nothing was sent on it")
+        #expect(machine.inference == nil)
+    }
+
+    @Test func aMalformedBodyOfAStreamedInferenceRequestEndsItsLife() {
+        var machine = Self.machine(.POST, "/api/chat", maxBody: 4)
+        _ = machine.connected(reused: false)
+        #expect(machine.clientSentBody(Self.bytes("{\"model\"")).events == [.began, .upstreamConnected])
+        let action = machine.clientSentMalformedBody(response: ClientRefusal.malformedRequestBody(endpoint: .chat).response)
+        #expect(action.events == [.ended, .requestEnded], "no gauge is left up")
+        #expect(machine.inference?.outcome == .failed(.clientDisconnected))
+    }
+
+    @Test func aMalformedBodyAfterOllamaAnsweredCutsTheResponse() {
+        var machine = Self.machine(.POST, "/api/show", headers: [("Host", "p"), ("Transfer-Encoding", "chunked")])
+        _ = machine.connected(reused: false)
+        _ = machine.clientSentBody(Self.bytes("{"))
+        _ = machine.upstreamReceivedHead(Self.responseHead(.ok, [("Content-Length", "9")]))
+        _ = machine.upstreamReceivedBody(Self.bytes("{\"a\""))
+        let action = machine.clientSentMalformedBody(response: ClientRefusal.malformedRequestBody(endpoint: nil).response)
+        #expect(action.io == .abortResponse(body: Self.bytes("{\"a\"")))
+        #expect(machine.isFinished)
+    }
+
+    @Test(arguments: ["/api/%63hat", "/api%2Fchat", "http://proxy:11435/api/chat", "HTTP://proxy/api/ch%61t?x=1"])
+    func encodedAndAbsoluteFormPathsAreMeteredAsOllamaRoutesThem(uri: String) {
+        let machine = Self.machine(.POST, uri)
+        #expect(machine.endpoint == .chat, "\(uri)")
+    }
+
+    @Test(arguments: ["/api/chat/", "//api/chat", "/api/./chat", "/API/chat", "/api/chat#x", "/api/chat%3F"])
+    func pathsOllamaDoesNotRunAsInferenceAreNotMetered(uri: String) {
+        #expect(Self.machine(.POST, uri).endpoint == nil, "\(uri)")
+    }
+}

@@ -8,6 +8,7 @@ enum FuzzTarget: String, CaseIterable {
     case includeUsage = "include-usage"
     case splitters
     case upstreamResponse = "upstream-response"
+    case requestHead = "request-head"
 
     /// Checks one input's invariants.
     func check(_ input: [UInt8], _ thoroughness: PieceSplits.Thoroughness) throws(InvariantViolation) {
@@ -19,6 +20,7 @@ enum FuzzTarget: String, CaseIterable {
         case .includeUsage: try RequestEditInvariants.check(input)
         case .splitters: try SplitterInvariants.check(input, thoroughness)
         case .upstreamResponse: try UpstreamResponseInvariants.check(input, thoroughness)
+        case .requestHead: try RequestHeadInvariants.check(input)
         }
     }
 
