@@ -9,7 +9,7 @@ import NIOHTTP1
 /// `Authorization` scheme) becomes `key-` and the first 12 hex digits of its SHA-256. Other values are
 /// kept, cut to 64 bytes. Like `model`, the label is bounded: `unknown` when the header is absent, and
 /// `__overflow__` for new values once as many distinct values as `--max-models` are in use.
-/// List it after `MetricsRecorder` (it reuses the request's model label).
+/// List it after `MetricsRecorder` (it reuses the request's model label, given at Ollama's 2xx answer).
 struct ClientAttributionRecorder: InferenceLifecycleObserver {
     let header: String
     let metrics: ProxyMetrics
@@ -26,7 +26,8 @@ struct ClientAttributionRecorder: InferenceLifecycleObserver {
         return ClientAttributionRecord(
             metrics: self.metrics.serving,
             client: self.clients.label(for: value.map { Self.labelValue($0, header: self.header) }),
-            model: self.metrics.modelLabels.currentLabel(for: request.model)
+            modelLabels: self.metrics.modelLabels,
+            requestedModel: request.model
         )
     }
 
@@ -54,19 +55,24 @@ struct ClientAttributionRecorder: InferenceLifecycleObserver {
 final class ClientAttributionRecord: InferenceLifecycleListener {
     private let metrics: ServingMetrics
     private let client: String
-    private let model: String
+    private let modelLabels: ModelLabelPolicy
+    private let requestedModel: String?
+    /// The request's `model` label, known once Ollama answered 2xx (nothing is counted before).
+    private var model = ModelLabelPolicy.unconfirmed
     private var isSuccess = false
 
-    init(metrics: ServingMetrics, client: String, model: String) {
+    init(metrics: ServingMetrics, client: String, modelLabels: ModelLabelPolicy, requestedModel: String?) {
         self.metrics = metrics
         self.client = client
-        self.model = model
+        self.modelLabels = modelLabels
+        self.requestedModel = requestedModel
     }
 
     func upstreamConnected(reused: Bool) {}
 
     func responseHeadReceived(status: Int) {
         self.isSuccess = (200..<300).contains(status)
+        if self.isSuccess { self.model = self.modelLabels.labelAfterSuccess(for: self.requestedModel) }
     }
 
     func firstContentForwarded() {}

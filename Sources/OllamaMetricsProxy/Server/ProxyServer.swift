@@ -130,8 +130,10 @@ public final class ProxyServer: Sendable {
 
         let metrics = self.metrics
         let metricsToken = self.configuration.metricsToken
+        let modelLabels = self.metrics.modelLabels
         let ollama = OllamaStatusProbe(
-            upstream: self.configuration.upstream, group: self.group, timeout: TimeAmount(self.ollamaStatusTimeout)
+            upstream: self.configuration.upstream, group: self.group, timeout: TimeAmount(self.ollamaStatusTimeout),
+            listed: { modelLabels.updateListed($0) }
         )
         let metricsBootstrap = ServerBootstrap(group: self.group)
             .serverChannelOption(.backlog, value: 64)
