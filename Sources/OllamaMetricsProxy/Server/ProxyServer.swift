@@ -83,7 +83,9 @@ public final class ProxyServer: Sendable {
                     MetricsRecorder(metrics: self.metrics),
                     ServingRecorder(metrics: self.metrics, timeToFirstToken: statusPage?.timeToFirstTokenSink),
                 ]
-                    + (self.configuration.clientHeader.map { [ClientAttributionRecorder(header: $0, metrics: self.metrics)] } ?? [])
+                    + (self.configuration.clientHeader.map {
+                        [ClientAttributionRecorder(header: $0, metrics: self.metrics, key: self.configuration.clientHashKey ?? .random())]
+                    } ?? [])
             ),
             requestObserver: CompositeRequestLifecycleObserver.combining(
                 [accessLog as (any RequestLifecycleObserver)?, statusPage].compactMap { $0 }

@@ -304,7 +304,7 @@ import Testing
         let metrics = ProxyMetrics(maxModelLabels: 3)
         let observer = CompositeLifecycleObserver([
             MetricsRecorder(metrics: metrics), ServingRecorder(metrics: metrics),
-            ClientAttributionRecorder(header: "X-User", metrics: metrics),
+            ClientAttributionRecorder(header: "X-User", metrics: metrics, key: .random()),
         ])
         let listener = observer.requestBegan(
             InferenceRequestStart(endpoint: .chat, model: "typo", isStreaming: true, clientHeaders: ["X-User": "alice"])
