@@ -38,6 +38,9 @@ public struct ProxyConfiguration: Sendable {
     public var threads: Int
     /// A request header whose value labels per-client counters (`--client-header`); nil (the default): none.
     public var clientHeader: String?
+    /// The key of the `client` labels of credential headers (`--client-hash-key-file`, or the command's state
+    /// file); nil (the default): a random key for this server's life, so labels change at each start.
+    public var clientHashKey: ClientHashKey?
     /// The largest request head forwarded, request line and header lines with their line ends
     /// (`--max-request-head-size`, default 64 KiB; 1 KiB to 80 KiB, NIO's decoder's own ceiling). A larger one
     /// is answered `431 Request Header Fields Too Large` and the connection closed.
@@ -72,6 +75,7 @@ public struct ProxyConfiguration: Sendable {
         maxInspectedRequestBody: Int = 32 * 1024 * 1024,
         threads: Int = System.coreCount,
         clientHeader: String? = nil,
+        clientHashKey: ClientHashKey? = nil,
         maxRequestHeadSize: Int = Self.defaultMaxRequestHeadSize,
         maxRequestHeaders: Int = Self.defaultMaxRequestHeaders,
         maxConnections: Int = Self.defaultMaxConnections,
@@ -89,6 +93,7 @@ public struct ProxyConfiguration: Sendable {
         self.maxInspectedRequestBody = maxInspectedRequestBody
         self.threads = threads
         self.clientHeader = clientHeader
+        self.clientHashKey = clientHashKey
         self.maxRequestHeadSize = maxRequestHeadSize
         self.maxRequestHeaders = maxRequestHeaders
         self.maxConnections = maxConnections
@@ -155,6 +160,11 @@ extension ProxyConfiguration {
             throw ConfigurationError("invalid --client-header '\(name)': expected a header name such as X-OpenWebUI-User-Email")
         }
         return name
+    }
+
+    /// Whether `--client-header` names a header whose values are secrets, labelled by a keyed hash.
+    public static func isCredentialHeader(_ name: String) -> Bool {
+        ClientAttributionRecorder.credentialHeaders.contains(name.lowercased())
     }
 }
 

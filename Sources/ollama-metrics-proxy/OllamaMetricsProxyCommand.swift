@@ -65,6 +65,10 @@ struct OllamaMetricsProxyCommand: AsyncParsableCommand {
             help: "File holding a token that /metrics then requires as 'Authorization: Bearer <token>'. (default: none, /metrics open; env: OLLAMA_METRICS_PROXY_METRICS_TOKEN_FILE)")
     var metricsTokenFile: String?
 
+    @Option(name: [.customLong("client-hash-key-file"), .customLong("client-hash-key-file", withSingleDash: true)],
+            help: "File holding the secret (16 bytes or more) that --client-header credential labels are keyed with. (default: a random key kept in $STATE_DIRECTORY, $XDG_STATE_HOME/ollama-metrics-proxy or ~/.local/state/ollama-metrics-proxy; env: OLLAMA_METRICS_PROXY_CLIENT_HASH_KEY_FILE)")
+    var clientHashKeyFile: String?
+
     @Option(name: [.customLong("log-level"), .customLong("log-level", withSingleDash: true)],
             help: "Log level: trace, debug, info, notice, warning, error or critical. (default: info; env: OLLAMA_METRICS_PROXY_LOG_LEVEL)")
     var logLevel: String?
@@ -82,7 +86,8 @@ struct OllamaMetricsProxyCommand: AsyncParsableCommand {
     var statusPage: Bool?
 
     func run() async throws {
-        let configuration: ProxyConfiguration
+        var configuration: ProxyConfiguration
+        var keyWarning: String?
         let level: Logger.Level
         let format: LogFormat
         let accessLog: Bool
@@ -107,6 +112,7 @@ struct OllamaMetricsProxyCommand: AsyncParsableCommand {
                 self.maxRequestHeaders, flag: "max-request-headers", default: String(ProxyConfiguration.defaultMaxRequestHeaders)
             )
             let metricsTokenFile = settings.resolveOptional(self.metricsTokenFile, flag: "metrics-token-file")
+            let clientHashKeyFile = settings.resolveOptional(self.clientHashKeyFile, flag: "client-hash-key-file")
             let logLevel = settings.resolve(self.logLevel, flag: "log-level", default: "info")
             let logFormat = settings.resolve(self.logFormat, flag: "log-format", default: "text")
             let accessLogSetting = settings.resolve(self.accessLog.map { $0 ? "true" : "false" }, flag: "access-log", default: "true")
@@ -119,12 +125,18 @@ struct OllamaMetricsProxyCommand: AsyncParsableCommand {
                 maxModelLabels: try settings.integer(maxModels),
                 threads: try settings.integer(threads),
                 clientHeader: try clientHeader.map { try settings.parse($0, ProxyConfiguration.clientHeaderName) },
+                clientHashKey: try clientHashKeyFile.map { try settings.parse($0, Self.readClientHashKey) },
                 maxRequestHeadSize: try settings.integer(maxRequestHeadSize),
                 maxRequestHeaders: try settings.integer(maxRequestHeaders),
                 maxConnections: try settings.integer(maxConnections),
                 metricsToken: try metricsTokenFile.map { try settings.parse($0, Self.readMetricsToken) },
                 statusPage: try settings.boolean(statusPageSetting)
             )
+            if configuration.clientHashKey == nil, let header = configuration.clientHeader, ProxyConfiguration.isCredentialHeader(header) {
+                let (key, warning) = try Self.stateFileClientHashKey()
+                configuration.clientHashKey = key
+                keyWarning = warning
+            }
             // The log settings configure logging, not the proxy: they are the command's to parse.
             level = try settings.parse(logLevel) { text in
                 guard let level = Logger.Level(rawValue: text.lowercased()) else { throw ConfigurationError.invalidLogLevel(text) }
@@ -145,6 +157,7 @@ struct OllamaMetricsProxyCommand: AsyncParsableCommand {
         }
         let logger = Logger(label: "ollama-metrics-proxy")
         FileDescriptorLimit.warnIfTooLow(openFileLimit, forMaxConnections: configuration.maxConnections, logger: logger)
+        if let keyWarning { logger.warning("\(keyWarning)") }
         let server = ProxyServer(
             configuration: configuration, logger: logger,
             accessLogger: accessLog ? Logger(label: ProxyServer.accessLogLabel) : nil
@@ -165,26 +178,30 @@ struct OllamaMetricsProxyCommand: AsyncParsableCommand {
 
     /// The token in the file at `path`, read once, now: a file that cannot be read stops the start.
     static func readMetricsToken(_ path: String) throws -> MetricsToken {
-        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
-        guard descriptor >= 0 else {
-            throw ConfigurationError(description: "cannot read --metrics-token-file '\(path)': \(String(cString: strerror(errno)))")
+        try MetricsToken(fileContents: SecretFile.load(path, source: "--metrics-token-file '\(path)'"), path: path)
+    }
+
+    /// The key in the file at `path`, read once, now: a file that cannot be read stops the start.
+    static func readClientHashKey(_ path: String) throws -> ClientHashKey {
+        let source = "--client-hash-key-file '\(path)'"
+        return try ClientHashKey(fileContents: SecretFile.load(path, source: source), source: source)
+    }
+
+    /// The default key of credential `client` labels: the state file's, made at the first start. Without a
+    /// usable state file, a key for this run only and the warning that says so.
+    static func stateFileClientHashKey() throws -> (ClientHashKey, warning: String?) {
+        var environment: [String: String] = [:]
+        for name in ["STATE_DIRECTORY", "XDG_STATE_HOME", "HOME"] {
+            if let value = getenv(name) { environment[name] = String(cString: value) }
         }
-        defer { close(descriptor) }
-        var contents: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
-            if count < 0 {
-                if errno == EINTR { continue }
-                throw ConfigurationError(description: "cannot read --metrics-token-file '\(path)': \(String(cString: strerror(errno)))")
-            }
-            if count == 0 { break }
-            contents += chunk[..<count]
-            guard contents.count <= 4096 else {
-                throw ConfigurationError(description: "invalid --metrics-token-file '\(path)': larger than 4 KiB, not a token")
-            }
+        let consequence = "using a random key for this run only: --client-header credential labels change at each start (set --client-hash-key-file to keep them)"
+        guard let path = ClientHashKey.stateFilePath(environment: environment) else {
+            return (.random(), "no state directory (STATE_DIRECTORY, XDG_STATE_HOME and HOME are unset); \(consequence)")
         }
-        return try MetricsToken(fileContents: contents, path: path)
+        switch try ClientHashKey.stateFileKey(at: path) {
+        case .success(let key): return (key, nil)
+        case .failure(let unavailable): return (.random(), "\(unavailable); \(consequence)")
+        }
     }
 
     /// One clear line on stderr and a non-zero exit: no stack trace, no usage dump.

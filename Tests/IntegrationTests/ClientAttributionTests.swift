@@ -1,4 +1,5 @@
 import NIOCore
+import OllamaMetricsProxy
 import Testing
 
 /// `--client-header`: per-client counters, bounded, with credentials never exposed.
@@ -29,15 +30,40 @@ import Testing
         }
     }
 
-    @Test func credentialsAreHashedAndNeverExposed() async throws {
-        try await ProxyHarness.with(clientHeader: "Authorization") { harness in
+    static func key(_ text: String) -> ClientHashKey {
+        try! ClientHashKey(fileContents: Array(text.utf8), source: "test key")
+    }
+
+    @Test func credentialsAreKeyedHashesAndNeverExposed() async throws {
+        try await ProxyHarness.with(clientHeader: "Authorization", configure: { $0.clientHashKey = Self.key("a key of at least sixteen bytes") }) { harness in
             _ = try await harness.viaProxy(.POST, "/api/chat", headers: [("Authorization", "Bearer sk-123")], body: Self.chat)
             let response = try await httpRequest(harness.metricsAddress, .GET, "/metrics")
             #expect(!response.bodyString.contains("sk-123"))
+            // Not the unsalted SHA-256 anyone can compute from a guess.
+            #expect(!response.bodyString.contains("key-acb42a4fa3d3"))
             let metrics = MetricsScrape(text: response.bodyString)
-            // The first 12 hex digits of SHA-256("sk-123").
-            #expect(metrics.value("ollama_client_requests_total", ["client": "key-acb42a4fa3d3", "model": "m"]) == 1)
+            // The first 12 hex digits of HMAC-SHA256("a key of at least sixteen bytes", "sk-123").
+            #expect(metrics.value("ollama_client_requests_total", ["client": "key-31385fb6f4fe", "model": "m"]) == 1)
         }
+    }
+
+    /// The label of `Bearer sk-123` through a proxy keyed with `key` (nil: the server's own random key).
+    static func credentialLabel(key: ClientHashKey?) async throws -> String? {
+        try await ProxyHarness.with(clientHeader: "Authorization", configure: { $0.clientHashKey = key }) { harness in
+            _ = try await harness.viaProxy(.POST, "/api/chat", headers: [("Authorization", "Bearer sk-123")], body: Self.chat)
+            return try await harness.scrape().samples(named: "ollama_client_requests_total").first?.labels["client"]
+        }
+    }
+
+    @Test func twoProxiesWithOneKeyGiveOneLabelAndDifferentKeysDifferentLabels() async throws {
+        let first = try await Self.credentialLabel(key: Self.key("the operator's shared secret"))
+        let second = try await Self.credentialLabel(key: Self.key("the operator's shared secret"))
+        let other = try await Self.credentialLabel(key: Self.key("another deployment's secret"))
+        let unkeyed = try await Self.credentialLabel(key: nil)
+        #expect(first != nil && first?.hasPrefix("key-") == true && first?.count == 16, "\(first ?? "none")")
+        #expect(first == second)
+        #expect(other != first)
+        #expect(unkeyed != first && unkeyed != other && unkeyed?.hasPrefix("key-") == true)
     }
 
     @Test func clientValuesAreBounded() async throws {

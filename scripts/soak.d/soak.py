@@ -10,6 +10,7 @@ PID on the way out. Prints a Markdown summary on stdout, progress on stderr; exi
 import argparse
 import asyncio
 import collections
+import dataclasses
 import os
 import random
 import re
@@ -26,7 +27,7 @@ import exposition  # noqa: E402
 import process_watch  # noqa: E402
 import traffic  # noqa: E402
 from traffic import (AFTER_HEAD, AFTER_USAGE, BEFORE_RESPONSE, COMPLETED, HEAD_ONLY, MID_STREAM,  # noqa: E402
-                     PARTIAL_BODY, PARTIAL_HEAD, Connection, Kind, exchange)
+                     PARTIAL_BODY, PARTIAL_HEAD, READ, Connection, Kind, exchange)
 
 # Long streams: a token every STREAM_DELAY_MS, 4 to 30 tokens (2 to 15 s), so that thousands of them are in flight
 # at every moment without the load generator's own loop becoming the bottleneck.
@@ -300,6 +301,22 @@ class Load:
         self.tally.add(seen)
         return seen
 
+    async def accept_models(self):
+        """One plain request for each kind's model, counted like the others, before the load: the proxy gives a
+        model name a label of its own only once Ollama answered 2xx for it (README, Metrics), so afterwards every
+        request of a kind is recorded under the kind's model, whatever Ollama or the client then do."""
+        connection = Connection(self.port)
+        for _, kinds in GROUPS:
+            for kind in kinds:
+                if not kind.is_inference:
+                    continue
+                plain = dataclasses.replace(kind, streaming=False, headers=(), action=READ, tokens=(3, 3),
+                                            include_usage=False, racy=False)
+                seen = await self.run_one(connection, plain)
+                if seen.status != 200:
+                    raise RuntimeError(f"the plain request of {kind.name} got {seen.status}, not 200")
+        connection.close()
+
     async def stream_worker(self, ramp):
         await asyncio.sleep(random.uniform(0, ramp))
         connection = Connection(self.port)
@@ -346,6 +363,7 @@ class Load:
 
     async def run(self, sampler):
         args = self.args
+        await self.accept_models()
         started = time.monotonic()
         short_workers = max(1, min(32, int(args.short_rate / 10)))
         workers = [asyncio.create_task(self.stream_worker(ramp=10)) for _ in range(args.streams)]

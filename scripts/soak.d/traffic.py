@@ -104,9 +104,9 @@ class Seen:
 
     @property
     def model_label(self):
-        """The proxy records a request Ollama rejected with 404 under `__rejected__` (its kind's model is never
-        served), any other under its model."""
-        return "__rejected__" if self.status == 404 else self.kind.model
+        """Its kind's model: Ollama accepted every kind's model before the load (`Load.accept_models`), so the
+        proxy records each request under it, whatever Ollama answers this one."""
+        return self.kind.model
 
     def expected_outcome(self):
         """The proxy's outcome for this request as the client saw it; None when it is not an inference request

@@ -6,7 +6,7 @@ import NIOCore
 ///
 /// Keys (absent when unknown): `method`, `path` (no query string), `status` (what the client got; none
 /// when it hung up first), `outcome` (`completed` or a `FailureReason`), and for inference requests
-/// `endpoint`, `model` (as the client named it, cut at 200 characters), `stream`, `prompt_tokens`,
+/// `endpoint`, `model` (as the client named it; past 200 bytes cut, marked `…[N bytes]`), `stream`, `prompt_tokens`,
 /// `completion_tokens`, `ttft_s` (request received to first content forwarded); then `duration_s`
 /// (request received to its end), `bytes_in` (request body bytes sent to Ollama), `bytes_out` (response
 /// body bytes forwarded to the client) and `client` (the peer's IP address).
@@ -14,7 +14,20 @@ import NIOCore
 /// Never a prompt, a completion, a query string or a header: nothing that can carry a secret.
 struct AccessLogRecorder: RequestLifecycleObserver {
     static let label = "ollama-metrics-proxy.access"
-    static let maxModelCharacters = 200
+    static let maxModelBytes = 200
+
+    /// A client's model name as a log value: whole when short, else its first `maxModelBytes` bytes (not
+    /// in the middle of a character) and `…[N bytes]`, so that a client's megabyte name cannot make
+    /// megabyte log lines. Bytes, not characters: one character can hold any number of combining marks.
+    static func loggable(model: String) -> String {
+        let utf8 = model.utf8
+        let count = utf8.count
+        guard count > Self.maxModelBytes else { return model }
+        var end = utf8.index(utf8.startIndex, offsetBy: Self.maxModelBytes)
+        // Back off continuation bytes (10xxxxxx): the cut falls before a character's first byte.
+        while end > utf8.startIndex, utf8[end] & 0xC0 == 0x80 { end = utf8.index(before: end) }
+        return String(decoding: utf8[..<end], as: UTF8.self) + "…[\(count) bytes]"
+    }
 
     let logger: Logger
 
@@ -60,7 +73,7 @@ final class AccessLogListener: RequestLifecycleListener {
         if let client = self.request.clientAddress { metadata["client"] = .string(client) }
         if let inference = self.inference {
             metadata["endpoint"] = .string(inference.endpoint.rawValue)
-            if let model = inference.model { metadata["model"] = .string(String(model.prefix(AccessLogRecorder.maxModelCharacters))) }
+            if let model = inference.model { metadata["model"] = .string(AccessLogRecorder.loggable(model: model)) }
             metadata["stream"] = .stringConvertible(inference.isStreaming)
             if let firstContent = self.firstContent {
                 metadata["ttft_s"] = .stringConvertible(Self.seconds(firstContent - self.received))

@@ -6,27 +6,31 @@ import NIOHTTP1
 /// so that the contract's families keep their labels.
 ///
 /// Credential headers (`Authorization`, `X-Api-Key`, …) are never exposed: their value (without an
-/// `Authorization` scheme) becomes `key-` and the first 12 hex digits of its SHA-256. Other values are
+/// `Authorization` scheme) becomes `key-` and the first 12 hex digits of its HMAC-SHA256 under the
+/// `ClientHashKey`, so that it cannot be guessed offline from `/metrics`. Other values are
 /// kept, cut to 64 bytes. Like `model`, the label is bounded: `unknown` when the header is absent, and
 /// `__overflow__` for new values once as many distinct values as `--max-models` are in use.
-/// List it after `MetricsRecorder` (it reuses the request's model label).
+/// List it after `MetricsRecorder` (it reuses the request's model label, given at Ollama's 2xx answer).
 struct ClientAttributionRecorder: InferenceLifecycleObserver {
     let header: String
     let metrics: ProxyMetrics
     let clients: ClientLabelPolicy
+    let key: ClientHashKey
 
-    init(header: String, metrics: ProxyMetrics) {
+    init(header: String, metrics: ProxyMetrics, key: ClientHashKey) {
         self.header = header
         self.metrics = metrics
         self.clients = ClientLabelPolicy(limit: metrics.modelLabels.limit)
+        self.key = key
     }
 
     func requestBegan(_ request: InferenceRequestStart) -> InferenceLifecycleListener {
         let value = request.clientHeaders.first(name: self.header)
         return ClientAttributionRecord(
             metrics: self.metrics.serving,
-            client: self.clients.label(for: value.map { Self.labelValue($0, header: self.header) }),
-            model: self.metrics.modelLabels.currentLabel(for: request.model)
+            client: self.clients.label(for: value.map { Self.labelValue($0, header: self.header, key: self.key) }),
+            modelLabels: self.metrics.modelLabels,
+            requestedModel: request.model
         )
     }
 
@@ -34,7 +38,7 @@ struct ClientAttributionRecorder: InferenceLifecycleObserver {
     static let credentialHeaders: Set<String> = ["authorization", "proxy-authorization", "x-api-key", "api-key", "cookie"]
 
     /// What of a header value may reach Prometheus.
-    static func labelValue(_ value: String, header: String) -> String {
+    static func labelValue(_ value: String, header: String, key: ClientHashKey) -> String {
         guard Self.credentialHeaders.contains(header.lowercased()) else {
             var utf8 = Array(value.utf8.prefix(64))
             // Not in the middle of a character.
@@ -46,7 +50,7 @@ struct ClientAttributionRecorder: InferenceLifecycleObserver {
         if lowercased == "authorization" || lowercased == "proxy-authorization", let space = secret.firstIndex(of: " ") {
             secret = secret[secret.index(after: space)...]
         }
-        return "key-" + SHA256.hex(secret.trimmingPrefix(" ").utf8).prefix(12)
+        return key.label(for: secret.trimmingPrefix(" ").utf8)
     }
 }
 
@@ -54,19 +58,24 @@ struct ClientAttributionRecorder: InferenceLifecycleObserver {
 final class ClientAttributionRecord: InferenceLifecycleListener {
     private let metrics: ServingMetrics
     private let client: String
-    private let model: String
+    private let modelLabels: ModelLabelPolicy
+    private let requestedModel: String?
+    /// The request's `model` label, known once Ollama answered 2xx (nothing is counted before).
+    private var model = ModelLabelPolicy.unconfirmed
     private var isSuccess = false
 
-    init(metrics: ServingMetrics, client: String, model: String) {
+    init(metrics: ServingMetrics, client: String, modelLabels: ModelLabelPolicy, requestedModel: String?) {
         self.metrics = metrics
         self.client = client
-        self.model = model
+        self.modelLabels = modelLabels
+        self.requestedModel = requestedModel
     }
 
     func upstreamConnected(reused: Bool) {}
 
     func responseHeadReceived(status: Int) {
         self.isSuccess = (200..<300).contains(status)
+        if self.isSuccess { self.model = self.modelLabels.labelAfterSuccess(for: self.requestedModel) }
     }
 
     func firstContentForwarded() {}

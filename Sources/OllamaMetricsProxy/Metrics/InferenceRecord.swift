@@ -1,4 +1,5 @@
 import NIOCore
+import Prometheus
 
 /// The metrics of one inference request, from the moment its body was read to its last byte: the metrics
 /// recorder's listener to the request's lifecycle.
@@ -6,12 +7,20 @@ import NIOCore
 /// Every request ends exactly once, either completed (`ollama_requests_total`) or failed
 /// (`ollama_request_failures_total` with one reason), so completed + failed = every request.
 /// The active gauge is incremented on creation and decremented exactly once by `finish` (or, as a
-/// safety net, when the record is dropped), so no path can leak it.
+/// safety net, when the record is dropped), so no path can leak it. A request for a name Ollama has not
+/// accepted yet is in flight under `__unconfirmed__`; a 2xx response head moves it (gauge and all) to its
+/// name's label, and one that ends without such an answer is recorded under a placeholder: the name never
+/// becomes a label (see `ModelLabelPolicy`).
 final class InferenceRecord {
     private let metrics: ProxyMetrics
     private let endpoint: InferenceEndpoint
-    private let admission: ModelLabelPolicy.Admission
-    private let series: ProxyMetrics.RequestSeries
+    private let model: String?
+    private var admission: ModelLabelPolicy.Admission
+    /// The series of the request's label; nil while it awaits Ollama's answer, so that `__unconfirmed__` has
+    /// only its gauge unless a request ends under it.
+    private var series: ProxyMetrics.RequestSeries?
+    /// The gauge the request is counted in flight under.
+    private var active: Gauge
     private let start: NIODeadline
     private var upstreamStatus: Int?
     private var failure: FailureReason?
@@ -21,21 +30,32 @@ final class InferenceRecord {
     init(metrics: ProxyMetrics, endpoint: InferenceEndpoint, model: String?) {
         self.metrics = metrics
         self.endpoint = endpoint
-        self.admission = metrics.admit(model, endpoint: endpoint)
-        self.series = metrics.requestSeries(model: self.admission.label, endpoint: endpoint)
+        self.model = model
+        let admission = metrics.admit(model)
+        self.admission = admission
+        if admission.awaitsAnswer {
+            self.active = metrics.activeGauge(model: admission.label, endpoint: endpoint)
+        } else {
+            let series = metrics.requestSeries(model: admission.label, endpoint: endpoint)
+            self.series = series
+            self.active = series.active
+        }
         self.start = .now()
-        self.series.active.increment()
+        self.active.increment()
     }
 
-    var modelLabel: String { self.series.model }
+    var modelLabel: String { self.series?.model ?? self.admission.label }
 
-    /// Ollama's status code arrived: a 2xx makes a provisional model label permanent, a 404 rejects it
-    /// when the request ends.
+    /// Ollama's status code arrived: a 2xx for a name awaiting it gives the request the name's label.
     func upstreamAnswered(status: Int) {
         self.upstreamStatus = status
-        if (200..<300).contains(status), self.admission.isProvisional {
-            self.metrics.modelLabels.confirm(self.admission.label)
-        }
+        guard (200..<300).contains(status), self.admission.awaitsAnswer, !self.isFinished, let model = self.model else { return }
+        self.admission = self.metrics.confirm(model)
+        let confirmed = self.metrics.requestSeries(model: self.admission.label, endpoint: self.endpoint)
+        confirmed.active.increment()
+        self.active.decrement()
+        self.series = confirmed
+        self.active = confirmed.active
     }
 
     /// The request will not complete, for this reason (the first reason given wins).
@@ -48,31 +68,31 @@ final class InferenceRecord {
     func complete(with usage: Usage) {
         guard !self.isCompleted, !self.isFinished, self.failure == nil else { return }
         self.isCompleted = true
-        self.series.requests.increment()
-        self.metrics.recordUsage(usage, model: self.series.model)
+        let series = self.recordedSeries
+        series.requests.increment()
+        self.metrics.recordUsage(usage, model: series.model)
+    }
+
+    /// The series the request is recorded under: its label's, or, for one that never got Ollama's 2xx, the
+    /// label `ModelLabelPolicy.settledLabel` gives it (a placeholder unless the name was accepted meanwhile).
+    private var recordedSeries: ProxyMetrics.RequestSeries {
+        if let series = self.series { return series }
+        let label = self.metrics.modelLabels.settledLabel(for: self.model, answered: self.upstreamStatus != nil)
+        return self.metrics.requestSeries(model: label, endpoint: self.endpoint)
     }
 
     /// The exchange is over, however it ended.
     func finish() {
         guard !self.isFinished else { return }
         self.isFinished = true
-        self.series.active.decrement()
+        self.active.decrement()
         let seconds = Double((NIODeadline.now() - self.start).nanoseconds) / 1e9
         let failure = self.isCompleted ? nil : (self.failure ?? .noUsage)
 
-        var label = self.series.model
-        if self.admission.isProvisional,
-            self.metrics.releaseProvisional(label, rejected: self.upstreamStatus == 404)
-        {
-            // Ollama does not know this model: the request is kept under one label (and the name's series
-            // go once nothing else uses or is recorded under them).
-            label = ModelLabelPolicy.rejected
-            self.metrics.requestSeries(model: label, endpoint: self.endpoint).duration.record(seconds)
-        } else {
-            self.series.duration.record(seconds)
-        }
+        let series = self.recordedSeries
+        series.duration.record(seconds)
         if let failure {
-            self.metrics.failures(model: label, endpoint: self.endpoint, reason: failure).increment()
+            self.metrics.failures(model: series.model, endpoint: self.endpoint, reason: failure).increment()
         }
     }
 

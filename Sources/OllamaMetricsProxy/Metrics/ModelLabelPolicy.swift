@@ -1,41 +1,68 @@
 import NIOConcurrencyHelpers
 
-/// Bounds the values of the `model` label, which clients choose, so that no client can blow up the
-/// registry: at most `limit` distinct names get series of their own, later new names share `overflow`.
+/// Decides which `model` label a request gets. Clients choose model names; only a name Ollama has
+/// accepted becomes a label value, so that no client can fill `/metrics` or `--max-models` with junk.
 ///
-/// A name becomes permanent once Ollama has answered 2xx for it. Until then it is provisional: a request
-/// Ollama rejects as unknown (404) is recorded under `rejected`, and the name is evicted with its series
-/// once no other request uses it, so typos and junk names do not use up the budget, unless requests that
-/// ended otherwise (Ollama down, client gone…) were recorded under it: those are never erased.
+/// A name is accepted once Ollama answered 2xx for a request naming it, or listed it in `GET /api/tags` or
+/// `GET /api/ps` (`updateListed`, from the scrape-time probe). At most `limit` accepted names get series of
+/// their own, for good; later accepted names share `overflow`. A name that is not accepted yet is in flight
+/// under `unconfirmed` until Ollama's response head: a 2xx moves the request to the name's own label;
+/// otherwise, unless another request of the name was accepted meanwhile, the request is recorded under
+/// `rejected` (Ollama answered an error) or stays `unconfirmed` (Ollama never answered). A name longer than
+/// `maxNameBytes` is never a label, whatever Ollama answers.
 final class ModelLabelPolicy: Sendable {
     /// The label of requests that name no model.
     static let unknown = "unknown"
-    /// The label shared by new model names once the bound is reached.
+    /// The label shared by accepted model names once `limit` names have labels of their own.
     static let overflow = "__overflow__"
-    /// The label under which requests for a model Ollama rejected (404) are recorded once it is evicted.
+    /// The label of requests for a name that is not a label: Ollama answered it with an error status and
+    /// never accepted it, or it is longer than `maxNameBytes`.
     static let rejected = "__rejected__"
+    /// The label of a request for a name Ollama has not accepted (yet) while it waits for Ollama's answer,
+    /// and of one that ended without an answer (Ollama unreachable, the client hung up first).
+    static let unconfirmed = "__unconfirmed__"
+    /// Every value the label can take that is not a model name.
+    static let placeholders = [unknown, overflow, rejected, unconfirmed]
 
-    /// How a request's model name was labelled.
+    /// The longest name, in UTF-8 bytes, that can be a label value. Ollama's own parser
+    /// (`types/model/name.go`, `isValidLen`) allows a host of up to 350 bytes and a namespace, model and
+    /// tag of up to 80 each; the names `ollama pull` and the library use are far shorter, and 256 bytes
+    /// leave room for a private registry's host in front of `namespace/model:tag`.
+    static let maxNameBytes = 256
+    /// The most names `updateListed` keeps: far more than an Ollama installation holds.
+    static let maxListedNames = 4096
+
+    /// How a request's model name was labelled when it began.
     struct Admission: Equatable {
         let label: String
-        /// The name is not yet known to be one Ollama serves.
-        let isProvisional: Bool
+        /// The label is `unconfirmed`: the name waits for Ollama's answer (`confirm` on a 2xx).
+        let awaitsAnswer: Bool
         /// The name was folded into `overflow` because the bound was reached.
         let overflowed: Bool
-    }
 
-    private struct Provisional {
-        var inFlight = 0
-        var endpoints: Set<InferenceEndpoint> = []
-        /// A request of this name ended otherwise than rejected and is recorded under it: the name keeps
-        /// its series.
-        var hasRecords = false
+        static func named(_ label: String, overflowed: Bool = false) -> Admission {
+            Admission(label: label, awaitsAnswer: false, overflowed: overflowed)
+        }
+
+        static let awaitingAnswer = Admission(label: ModelLabelPolicy.unconfirmed, awaitsAnswer: true, overflowed: false)
     }
 
     private struct State {
-        var permanent: Set<String> = []
-        var provisional: [String: Provisional] = [:]
+        /// Names with series of their own: at most `limit`, kept for good.
+        var labelled: Set<String> = []
+        /// `listingKey`s of the names Ollama listed at the last probe.
+        var listed: Set<String> = []
         var overflowReported = false
+
+        /// `name`'s own label when there is room, else `overflow`. Returns whether this is the first overflow.
+        mutating func label(_ name: String, limit: Int) -> (admission: Admission, firstOverflow: Bool) {
+            if self.labelled.count < limit {
+                self.labelled.insert(name)
+                return (.named(name), false)
+            }
+            defer { self.overflowReported = true }
+            return (.named(ModelLabelPolicy.overflow, overflowed: true), !self.overflowReported)
+        }
     }
 
     let limit: Int
@@ -45,80 +72,82 @@ final class ModelLabelPolicy: Sendable {
         self.limit = max(0, limit)
     }
 
-    /// The label for a request naming `model`, counted as in flight until `release`.
-    /// Returns whether this is the first overflow (worth one log line).
-    func admit(_ model: String?, endpoint: InferenceEndpoint) -> (admission: Admission, firstOverflow: Bool) {
-        guard let model, !model.isEmpty else {
-            return (Admission(label: Self.unknown, isProvisional: false, overflowed: false), false)
-        }
+    /// The label for a request naming `model`, as it begins. Returns whether this is the first overflow
+    /// (worth one log line).
+    func admit(_ model: String?) -> (admission: Admission, firstOverflow: Bool) {
+        guard let model, !model.isEmpty else { return (.named(Self.unknown), false) }
+        guard model.utf8.count <= Self.maxNameBytes else { return (.awaitingAnswer, false) }
         return self.state.withLockedValue { state in
-            if state.permanent.contains(model) {
-                return (Admission(label: model, isProvisional: false, overflowed: false), false)
-            }
-            if state.provisional[model] != nil || state.permanent.count + state.provisional.count < self.limit {
-                state.provisional[model, default: Provisional()].inFlight += 1
-                state.provisional[model]!.endpoints.insert(endpoint)
-                return (Admission(label: model, isProvisional: true, overflowed: false), false)
-            }
-            let first = !state.overflowReported
-            state.overflowReported = true
-            return (Admission(label: Self.overflow, isProvisional: false, overflowed: true), first)
+            if state.labelled.contains(model) { return (.named(model), false) }
+            guard state.listed.contains(Self.listingKey(model)) else { return (.awaitingAnswer, false) }
+            return state.label(model, limit: self.limit)
         }
     }
 
-    /// The label a request naming `model` was given by `admit` while that request is in flight, without
-    /// admitting it again: for observers that label their own series like the request's.
+    /// Ollama answered 2xx for a request naming `model`, admitted as awaiting the answer: its label from now
+    /// on, the name's own when there is room. A name longer than `maxNameBytes` stays `rejected`.
+    func confirm(_ model: String) -> (admission: Admission, firstOverflow: Bool) {
+        guard !model.isEmpty, model.utf8.count <= Self.maxNameBytes else { return (.named(Self.rejected), false) }
+        return self.state.withLockedValue { state in
+            if state.labelled.contains(model) { return (.named(model), false) }
+            return state.label(model, limit: self.limit)
+        }
+    }
+
+    /// The label `admit` gave a request naming `model` that is in flight, without admitting it again: for
+    /// observers that label their own records like the request's.
     func currentLabel(for model: String?) -> String {
         guard let model, !model.isEmpty else { return Self.unknown }
+        guard model.utf8.count <= Self.maxNameBytes else { return Self.unconfirmed }
         return self.state.withLockedValue { state in
-            state.permanent.contains(model) || state.provisional[model] != nil ? model : Self.overflow
+            if state.labelled.contains(model) { return model }
+            // Listed but not labelled: `admit` found no room.
+            return state.listed.contains(Self.listingKey(model)) ? Self.overflow : Self.unconfirmed
         }
     }
 
-    /// Whether Ollama has answered 2xx for a request naming `label`, so that it keeps its series for good.
-    func isPermanent(_ label: String) -> Bool {
-        self.state.withLockedValue { $0.permanent.contains(label) }
+    /// The label of a request naming `model` once Ollama answered it 2xx (after `confirm`).
+    func labelAfterSuccess(for model: String?) -> String {
+        guard let model, !model.isEmpty else { return Self.unknown }
+        guard model.utf8.count <= Self.maxNameBytes else { return Self.rejected }
+        return self.state.withLockedValue { $0.labelled.contains(model) } ? model : Self.overflow
     }
 
-    /// Ollama answered 2xx for `label`: it is a real model and keeps its series.
-    func confirm(_ label: String) {
-        self.state.withLockedValue { state in
-            guard state.provisional[label] != nil else { return }
-            state.permanent.insert(label)
+    /// The final label of a request still `unconfirmed` when it ended: the name's own if another request
+    /// of it was accepted meanwhile; else `rejected` when Ollama answered (an error) or the name can never be a
+    /// label, and `unconfirmed` when Ollama never answered.
+    func settledLabel(for model: String?, answered: Bool) -> String {
+        guard let model, !model.isEmpty else { return Self.unknown }
+        guard model.utf8.count <= Self.maxNameBytes else { return Self.rejected }
+        if self.state.withLockedValue({ $0.labelled.contains(model) }) { return model }
+        return answered ? Self.rejected : Self.unconfirmed
+    }
+
+    /// The names Ollama has (`/api/tags`) and has loaded (`/api/ps`), replacing the last list. A name
+    /// listed here takes a label at its first request, before Ollama answers it. Names too long to be labels
+    /// and those beyond `maxListedNames` are left out.
+    func updateListed(_ names: some Sequence<String>) {
+        var keys = Set<String>()
+        for name in names where !name.isEmpty && name.utf8.count <= Self.maxNameBytes {
+            guard keys.count < Self.maxListedNames else { break }
+            keys.insert(Self.listingKey(name))
         }
+        self.state.withLockedValue { $0.listed = keys }
     }
 
-    /// A request with a provisional label ended. Returns true when Ollama rejected the model and never
-    /// confirmed the name: the request is recorded under `rejected`. The name is then evicted if no other
-    /// request uses it and none is recorded under it: `evict` runs under the policy's lock (so no new request
-    /// can recreate the series meanwhile) with every endpoint the name was used on.
-    func release(_ label: String, rejected: Bool, evict: ([InferenceEndpoint]) -> Void) -> Bool {
-        self.state.withLockedValue { state in
-            guard var entry = state.provisional[label] else { return false }
-            entry.inFlight -= 1
-            if state.permanent.contains(label) {
-                if entry.inFlight == 0 { state.provisional[label] = nil } else { state.provisional[label] = entry }
-                return false
-            }
-            guard rejected else {
-                // Not a 404 (Ollama down, client gone…): recorded under the name, which keeps its place and
-                // stays provisional.
-                entry.hasRecords = true
-                state.provisional[label] = entry
-                return false
-            }
-            if entry.inFlight == 0 && !entry.hasRecords {
-                state.provisional[label] = nil
-                evict(Array(entry.endpoints))
-            } else {
-                state.provisional[label] = entry
-            }
-            return true
-        }
+    /// A name as Ollama lists it (`DisplayShortest`: the default host `registry.ollama.ai` and namespace
+    /// `library` left out, the tag always there), so that `llama3.2` matches the listed `llama3.2:latest`.
+    /// Case is kept: another spelling earns a label of its own only with a 2xx of its own.
+    static func listingKey(_ name: String) -> String {
+        var rest = Substring(name)
+        if rest.hasPrefix("registry.ollama.ai/") { rest = rest.dropFirst("registry.ollama.ai/".count) }
+        if rest.hasPrefix("library/") { rest = rest.dropFirst("library/".count) }
+        let lastSlash = rest.lastIndex(of: "/") ?? rest.startIndex
+        return rest[lastSlash...].contains(":") ? String(rest) : rest + ":latest"
     }
 
-    /// Names with series of their own (permanent and provisional).
+    /// Names with series of their own.
     var labelCount: Int {
-        self.state.withLockedValue { $0.permanent.count + $0.provisional.count }
+        self.state.withLockedValue { $0.labelled.count }
     }
 }

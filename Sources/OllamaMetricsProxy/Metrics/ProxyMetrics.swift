@@ -73,6 +73,7 @@ public final class ProxyMetrics: Sendable {
 
     private struct HandleCache {
         var requestSeries: [RequestKey: RequestSeries] = [:]
+        var activeGauges: [RequestKey: Gauge] = [:]
         var counters: [CounterKey: Counter] = [:]
         var tokensPerSecond: [String: Gauge] = [:]
     }
@@ -101,42 +102,27 @@ public final class ProxyMetrics: Sendable {
         self.logger = logger
     }
 
-    /// The label of a request naming `model`; see `ModelLabelPolicy`.
-    func admit(_ model: String?, endpoint: InferenceEndpoint) -> ModelLabelPolicy.Admission {
-        let (admission, firstOverflow) = self.modelLabels.admit(model, endpoint: endpoint)
-        if admission.overflowed {
+    /// The label of a request naming `model` as it begins; see `ModelLabelPolicy`.
+    func admit(_ model: String?) -> ModelLabelPolicy.Admission {
+        self.counted(self.modelLabels.admit(model))
+    }
+
+    /// The label of a request admitted as awaiting Ollama's answer, now that Ollama answered it 2xx.
+    func confirm(_ model: String) -> ModelLabelPolicy.Admission {
+        self.counted(self.modelLabels.confirm(model))
+    }
+
+    /// Counts an overflow, and logs the first.
+    private func counted(_ result: (admission: ModelLabelPolicy.Admission, firstOverflow: Bool)) -> ModelLabelPolicy.Admission {
+        if result.admission.overflowed {
             self.counter(.labelOverflows, []).increment()
-            if firstOverflow {
+            if result.firstOverflow {
                 self.logger.warning(
                     "more than --max-models=\(self.modelLabels.limit) distinct model names: new names are recorded as model=\"\(ModelLabelPolicy.overflow)\""
                 )
             }
         }
-        return admission
-    }
-
-    /// Ends a provisional label's request: true when it is recorded under `rejected` (Ollama rejected the
-    /// model); the label's series are evicted when nothing else uses or is recorded under it.
-    func releaseProvisional(_ label: String, rejected: Bool) -> Bool {
-        self.modelLabels.release(label, rejected: rejected) { endpoints in
-            for endpoint in endpoints {
-                let series = self.makeRequestSeries(model: label, endpoint: endpoint)
-                self.registry.unregisterCounter(series.requests)
-                self.registry.unregisterValueHistogram(series.duration)
-                self.registry.unregisterGauge(series.active)
-                for reason in FailureReason.allCases {
-                    self.registry.unregisterCounter(self.counter(
-                        .failures, [("model", label), ("endpoint", endpoint.rawValue), ("reason", reason.rawValue)]
-                    ))
-                }
-            }
-            self.serving.evict(model: label)
-            self.handles.withLockedValue { cache in
-                cache.requestSeries = cache.requestSeries.filter { $0.key.model != label }
-                cache.counters = cache.counters.filter { $0.key.model != label }
-                cache.tokensPerSecond[label] = nil
-            }
-        }
+        return result.admission
     }
 
     func failures(model: String, endpoint: InferenceEndpoint, reason: FailureReason) -> Counter {
@@ -163,6 +149,16 @@ public final class ProxyMetrics: Sendable {
         let series = self.makeRequestSeries(model: model, endpoint: endpoint)
         self.handles.withLockedValue { $0.requestSeries[key] = series }
         return series
+    }
+
+    /// The in-flight gauge of `model` alone, for a request awaiting Ollama's answer under a placeholder: the
+    /// placeholder's other series appear only when a request is recorded under it.
+    func activeGauge(model: String, endpoint: InferenceEndpoint) -> Gauge {
+        let key = RequestKey(model: model, endpoint: endpoint)
+        if let gauge = self.handles.withLockedValue({ $0.activeGauges[key] }) { return gauge }
+        let gauge = self.gauge(.active, [("model", model), ("endpoint", endpoint.rawValue)])
+        self.handles.withLockedValue { $0.activeGauges[key] = gauge }
+        return gauge
     }
 
     private func makeRequestSeries(model: String, endpoint: InferenceEndpoint) -> RequestSeries {

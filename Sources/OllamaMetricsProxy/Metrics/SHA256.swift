@@ -1,5 +1,6 @@
-/// SHA-256 (FIPS 180-4), for turning a credential into a label that identifies it without revealing it.
-/// Small and unoptimised: it runs once per request that carries the attribution header, on a few bytes.
+/// SHA-256 (FIPS 180-4): the hash under `HMACSHA256` (credential `client` labels) and the status page's
+/// derived secret. Small and unoptimised: it runs on a few bytes, once per request that carries the
+/// attribution header.
 enum SHA256 {
     private static let k: [UInt32] = [
         0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
@@ -45,9 +46,15 @@ enum SHA256 {
 
     /// The digest in lowercase hexadecimal.
     static func hex(_ message: some Collection<UInt8>) -> String {
+        Self.hexDigits(digest(message))
+    }
+
+    /// `bytes` in lowercase hexadecimal, two digits a byte.
+    static func hexDigits(_ bytes: some Collection<UInt8>) -> String {
         let digits = Array("0123456789abcdef".utf8)
         var text: [UInt8] = []
-        for byte in digest(message) {
+        text.reserveCapacity(bytes.count * 2)
+        for byte in bytes {
             text.append(digits[Int(byte >> 4)])
             text.append(digits[Int(byte & 0x0F)])
         }

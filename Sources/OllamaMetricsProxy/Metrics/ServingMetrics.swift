@@ -7,8 +7,8 @@ import Prometheus
 ///
 /// Names follow Prometheus conventions and, where one exists, vLLM's metric of the same meaning (the README
 /// maps each to vLLM's and OpenTelemetry GenAI's names). Series are looked up once and cached like
-/// `ProxyMetrics`' own; every one carries a `model` label from `ModelLabelPolicy`, and `evict` removes a
-/// rejected model's series.
+/// `ProxyMetrics`' own; every one carries a `model` label from `ModelLabelPolicy`, only ever a name Ollama
+/// accepted or a placeholder.
 final class ServingMetrics: Sendable {
     /// `ollama_time_to_first_token_seconds`: 10 ms (a warm model) to 10 minutes (a cold load of a large one).
     static let timeToFirstTokenBuckets: [Double] = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600]
@@ -178,38 +178,5 @@ final class ServingMetrics: Sendable {
         )
         self.cache.withLockedValue { $0.clients[key] = series }
         return series
-    }
-
-    /// Removes every series of `model` (a provisional name Ollama rejected).
-    func evict(model: String) {
-        let evicted = self.cache.withLockedValue { cache in
-            let evicted = (
-                requests: cache.requests.filter { $0.key.model == model }.map(\.value),
-                speed: cache.speeds[model],
-                finishReasons: cache.finishReasons.filter { $0.key.model == model }.map(\.value),
-                clients: cache.clients.filter { $0.key.model == model }.map(\.value)
-            )
-            cache.requests = cache.requests.filter { $0.key.model != model }
-            cache.speeds[model] = nil
-            cache.finishReasons = cache.finishReasons.filter { $0.key.model != model }
-            cache.clients = cache.clients.filter { $0.key.model != model }
-            return evicted
-        }
-        for histogram in evicted.requests {
-            self.registry.unregisterValueHistogram(histogram)
-        }
-        if let speed = evicted.speed {
-            self.registry.unregisterGauge(speed.promptSpeed)
-            self.registry.unregisterValueHistogram(speed.promptSpeedHistogram)
-            self.registry.unregisterValueHistogram(speed.generationSpeedHistogram)
-        }
-        for counter in evicted.finishReasons {
-            self.registry.unregisterCounter(counter)
-        }
-        for series in evicted.clients {
-            for counter in [series.requests, series.promptTokens, series.completionTokens] {
-                self.registry.unregisterCounter(counter)
-            }
-        }
     }
 }

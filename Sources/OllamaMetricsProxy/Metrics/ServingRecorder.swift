@@ -4,9 +4,9 @@ import Prometheus
 /// The lifecycle observer behind `ServingMetrics`' per-request families: time to first token, time per
 /// output token, tokens per request, native prompt and generation speeds, finish reasons.
 ///
-/// It labels a request's series with the `model` label the metrics recorder admitted for it, so it must be
-/// listed after `MetricsRecorder` in a `CompositeLifecycleObserver`. Nothing is recorded for a request
-/// Ollama did not answer with 2xx, so a model Ollama rejects never gets series here.
+/// Nothing is recorded for a request Ollama did not answer with 2xx, so it labels a request's series with
+/// the `model` label the metrics recorder gave it at that answer (`ModelLabelPolicy.labelAfterSuccess`): it
+/// must be listed after `MetricsRecorder` in a `CompositeLifecycleObserver`.
 struct ServingRecorder: InferenceLifecycleObserver {
     /// Told each time to first token the histogram records, with its `model` label: the status page's
     /// percentiles then come from the very values the histogram has.
@@ -18,7 +18,8 @@ struct ServingRecorder: InferenceLifecycleObserver {
     func requestBegan(_ request: InferenceRequestStart) -> InferenceLifecycleListener {
         ServingRecord(
             metrics: self.metrics.serving,
-            model: self.metrics.modelLabels.currentLabel(for: request.model),
+            modelLabels: self.metrics.modelLabels,
+            requestedModel: request.model,
             endpoint: request.endpoint,
             isStreaming: request.isStreaming,
             timeToFirstToken: self.timeToFirstToken
@@ -29,7 +30,10 @@ struct ServingRecorder: InferenceLifecycleObserver {
 /// One request's timestamps, turned into observations when its first content and its usage pass.
 final class ServingRecord: InferenceLifecycleListener {
     private let metrics: ServingMetrics
-    private let model: String
+    private let modelLabels: ModelLabelPolicy
+    private let requestedModel: String?
+    /// The request's `model` label, known once Ollama answered 2xx.
+    private var model = ModelLabelPolicy.unconfirmed
     private let endpoint: InferenceEndpoint
     private let isStreaming: Bool
     private let timeToFirstToken: ServingRecorder.TimeToFirstTokenSink?
@@ -38,11 +42,12 @@ final class ServingRecord: InferenceLifecycleListener {
     private var firstContent: NIODeadline?
 
     init(
-        metrics: ServingMetrics, model: String, endpoint: InferenceEndpoint, isStreaming: Bool,
-        timeToFirstToken: ServingRecorder.TimeToFirstTokenSink? = nil
+        metrics: ServingMetrics, modelLabels: ModelLabelPolicy, requestedModel: String?, endpoint: InferenceEndpoint,
+        isStreaming: Bool, timeToFirstToken: ServingRecorder.TimeToFirstTokenSink? = nil
     ) {
         self.metrics = metrics
-        self.model = model
+        self.modelLabels = modelLabels
+        self.requestedModel = requestedModel
         self.endpoint = endpoint
         self.isStreaming = isStreaming
         self.timeToFirstToken = timeToFirstToken
@@ -53,6 +58,7 @@ final class ServingRecord: InferenceLifecycleListener {
 
     func responseHeadReceived(status: Int) {
         self.isSuccess = (200..<300).contains(status)
+        if self.isSuccess { self.model = self.modelLabels.labelAfterSuccess(for: self.requestedModel) }
     }
 
     func firstContentForwarded() {

@@ -51,6 +51,12 @@ struct OllamaStatus: Sendable, Equatable {
         }
     }
 
+    /// The model names of `/api/tags`' `{"models":[{"name":…},…]}` (the shape of `/api/ps`' answer, whose
+    /// other fields are not read here); nil when it is not that.
+    static func parseModelNames(_ body: ByteBuffer) -> [String]? {
+        Self.parseLoadedModels(body)?.map(\.name)
+    }
+
     private static func parseLoadedModel(_ scanner: inout JSONScanner) -> LoadedModel? {
         guard scanner.enterObject() else {
             scanner.skipValue()
@@ -90,11 +96,18 @@ struct OllamaStatus: Sendable, Equatable {
 /// Asks Ollama for its status when Prometheus scrapes, within a deadline and behind a short cache: a burst
 /// of scrapes (several Prometheus servers, a dashboard refresh) costs one call, and a slow, hung or dead
 /// Ollama makes `ollama_up` 0 after `timeout` instead of failing or hanging the scrape.
+///
+/// The same call asks `/api/tags` for the models Ollama has, and tells `listed` those and the loaded ones
+/// (`ModelLabelPolicy.updateListed`); `/api/tags` failing changes nothing else (`ollama_up` is about
+/// `/api/ps` and `/api/version`, as its HELP says).
 final class OllamaStatusProbe: Sendable {
+    typealias ListedModels = @Sendable (_ names: [String]) -> Void
+
     let upstream: UpstreamURL
     let timeout: TimeAmount
     let cacheDuration: TimeAmount
     private let group: EventLoopGroup
+    private let listed: ListedModels?
 
     private struct State {
         var cached: (status: OllamaStatus, until: NIODeadline)?
@@ -103,11 +116,15 @@ final class OllamaStatusProbe: Sendable {
 
     private let state = NIOLockedValueBox(State())
 
-    init(upstream: UpstreamURL, group: EventLoopGroup, timeout: TimeAmount = .seconds(1), cacheDuration: TimeAmount = .seconds(1)) {
+    init(
+        upstream: UpstreamURL, group: EventLoopGroup, timeout: TimeAmount = .seconds(1), cacheDuration: TimeAmount = .seconds(1),
+        listed: ListedModels? = nil
+    ) {
         self.upstream = upstream
         self.group = group
         self.timeout = timeout
         self.cacheDuration = cacheDuration
+        self.listed = listed
     }
 
     /// Ollama's status: the cached one if fresh, else the answer of the fetch in flight (started now if
@@ -138,7 +155,7 @@ final class OllamaStatusProbe: Sendable {
     private func fetch(on eventLoop: EventLoop) -> EventLoopFuture<OllamaStatus> {
         let ps = OllamaGet.fetch("/api/ps", upstream: self.upstream, on: eventLoop, timeout: self.timeout)
         let version = OllamaGet.fetch("/api/version", upstream: self.upstream, on: eventLoop, timeout: self.timeout)
-        return ps.and(version).map { ps, version -> OllamaStatus in
+        let status = ps.and(version).map { ps, version -> OllamaStatus in
             guard (200..<300).contains(ps.status) else { return .down("GET /api/ps answered \(ps.status)") }
             guard (200..<300).contains(version.status) else { return .down("GET /api/version answered \(version.status)") }
             guard let models = OllamaStatus.parseLoadedModels(ps.body) else {
@@ -146,6 +163,14 @@ final class OllamaStatusProbe: Sendable {
             }
             return OllamaStatus(isUp: true, version: OllamaStatus.parseVersion(version.body), models: models)
         }.recover { error in .down(OllamaGet.reason(error)) }
+        guard let listed = self.listed else { return status }
+        let tags = OllamaGet.fetch("/api/tags", upstream: self.upstream, on: eventLoop, timeout: self.timeout)
+            .map { (200..<300).contains($0.status) ? OllamaStatus.parseModelNames($0.body) : nil }
+            .recover { _ in nil }
+        return status.and(tags).map { status, tags in
+            if let tags { listed(tags + status.models.map(\.name)) }
+            return status
+        }
     }
 }
 

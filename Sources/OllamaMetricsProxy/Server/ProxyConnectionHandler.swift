@@ -393,7 +393,7 @@ final class ProxyConnectionHandler: ChannelDuplexHandler {
                     "Ollama reported an error inside a response",
                     metadata: [
                         "path": "\(inference.start.endpoint.rawValue)",
-                        "model": "\(inference.start.model ?? "unknown")", "error": "\(message)",
+                        "model": "\(inference.start.model.map(AccessLogRecorder.loggable) ?? "unknown")", "error": "\(message)",
                     ]
                 )
             }

@@ -83,7 +83,9 @@ public final class ProxyServer: Sendable {
                     MetricsRecorder(metrics: self.metrics),
                     ServingRecorder(metrics: self.metrics, timeToFirstToken: statusPage?.timeToFirstTokenSink),
                 ]
-                    + (self.configuration.clientHeader.map { [ClientAttributionRecorder(header: $0, metrics: self.metrics)] } ?? [])
+                    + (self.configuration.clientHeader.map {
+                        [ClientAttributionRecorder(header: $0, metrics: self.metrics, key: self.configuration.clientHashKey ?? .random())]
+                    } ?? [])
             ),
             requestObserver: CompositeRequestLifecycleObserver.combining(
                 [accessLog as (any RequestLifecycleObserver)?, statusPage].compactMap { $0 }
@@ -130,8 +132,10 @@ public final class ProxyServer: Sendable {
 
         let metrics = self.metrics
         let metricsToken = self.configuration.metricsToken
+        let modelLabels = self.metrics.modelLabels
         let ollama = OllamaStatusProbe(
-            upstream: self.configuration.upstream, group: self.group, timeout: TimeAmount(self.ollamaStatusTimeout)
+            upstream: self.configuration.upstream, group: self.group, timeout: TimeAmount(self.ollamaStatusTimeout),
+            listed: { modelLabels.updateListed($0) }
         )
         let metricsBootstrap = ServerBootstrap(group: self.group)
             .serverChannelOption(.backlog, value: 64)

@@ -13,12 +13,18 @@ struct ClientAttributionUnitTests {
         #expect(SHA256.hex(Array(String(repeating: "a", count: 1_000).utf8)) == "41edece42d63e8d9bf515a9ba6932e1c20cbc9f5a5d134645adb5db1b9737ea3")
     }
 
-    @Test func credentialHeadersAreHashedOthersCut() {
-        #expect(ClientAttributionRecorder.labelValue("Bearer sk-123", header: "Authorization") == "key-acb42a4fa3d3")
-        #expect(ClientAttributionRecorder.labelValue("sk-123", header: "x-api-key") == "key-acb42a4fa3d3")
-        #expect(ClientAttributionRecorder.labelValue("alice", header: "X-User") == "alice")
+    @Test func credentialHeadersAreKeyedHashesOthersCut() {
+        let key = ClientHashKey(bytes: Array("a key of at least sixteen bytes".utf8))
+        // HMAC-SHA256(key, "sk-123"), first 12 hex digits (Python's hmac module agrees).
+        #expect(ClientAttributionRecorder.labelValue("Bearer sk-123", header: "Authorization", key: key) == "key-31385fb6f4fe")
+        #expect(ClientAttributionRecorder.labelValue("sk-123", header: "x-api-key", key: key) == "key-31385fb6f4fe")
+        // Not the unsalted SHA-256 of the key ("key-acb42a4fa3d3"), which anyone could compute from a guess.
+        #expect(ClientAttributionRecorder.labelValue("sk-123", header: "x-api-key", key: .random()) != "key-acb42a4fa3d3")
+        let other = ClientHashKey(bytes: Array("another key, also long enough".utf8))
+        #expect(ClientAttributionRecorder.labelValue("sk-123", header: "x-api-key", key: other) == "key-2f37cdfbce22")
+        #expect(ClientAttributionRecorder.labelValue("alice", header: "X-User", key: key) == "alice")
         let long = String(repeating: "é", count: 40)  // 80 bytes
-        #expect(ClientAttributionRecorder.labelValue(long, header: "X-User") == String(repeating: "é", count: 32))
+        #expect(ClientAttributionRecorder.labelValue(long, header: "X-User", key: key) == String(repeating: "é", count: 32))
     }
 
     @Test func headerNamesAreValidated() throws {

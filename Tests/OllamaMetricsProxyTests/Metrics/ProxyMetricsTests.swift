@@ -7,9 +7,21 @@ import Testing
         String(decoding: metrics.exposition(), as: UTF8.self)
     }
 
+    /// One request's life as the connection handler tells it: Ollama's status (nil: no answer), the usage if
+    /// it went by, the end.
+    func play(
+        _ metrics: ProxyMetrics, _ endpoint: InferenceEndpoint = .chat, model: String?, status: Int?, failure: FailureReason? = nil
+    ) {
+        let record = InferenceRecord(metrics: metrics, endpoint: endpoint, model: model)
+        if let status { record.responseHeadReceived(status: status) }
+        if failure == nil { record.usageSeen(Usage(promptTokens: 1, completionTokens: 1)) }
+        record.ended(InferenceEnding(outcome: failure.map { .failed($0) } ?? .completed, requestBodyBytes: 1, responseBodyBytes: 1))
+    }
+
     @Test func nineFamiliesWithTheGoToolsNamesTypesAndHelp() {
         let metrics = ProxyMetrics()
         let record = InferenceRecord(metrics: metrics, endpoint: .generate, model: "llama3.2")
+        record.upstreamAnswered(status: 200)
         record.complete(with: Usage(
             model: "llama3.2", promptTokens: 26, completionTokens: 282, totalDurationNanos: 5_000_000_000,
             loadDurationNanos: 1_500_000_000, promptEvalDurationNanos: 250_000_000, evalDurationNanos: 2_820_000_000
@@ -59,16 +71,23 @@ import Testing
         let metrics = ProxyMetrics()
         do {
             let finished = InferenceRecord(metrics: metrics, endpoint: .chat, model: "m")
+            finished.upstreamAnswered(status: 200)
             finished.finish()
             finished.finish()
             _ = InferenceRecord(metrics: metrics, endpoint: .chat, model: "m")  // dropped without finish
+            let moved = InferenceRecord(metrics: metrics, endpoint: .chat, model: "n")
+            moved.upstreamAnswered(status: 200)  // dropped after moving to its name's label
         }
-        #expect(self.exposition(metrics).contains(#"ollama_active_requests{model="m",endpoint="/api/chat"} 0.0"#))
+        let text = self.exposition(metrics)
+        for model in ["m", "n", ModelLabelPolicy.unconfirmed] {
+            #expect(text.contains(#"ollama_active_requests{model="\#(model)",endpoint="/api/chat"} 0.0"#), "\(model)")
+        }
     }
 
     @Test func aRequestCountsOnceEvenIfUsageArrivesTwice() {
         let metrics = ProxyMetrics()
         let record = InferenceRecord(metrics: metrics, endpoint: .chatCompletions, model: "m")
+        record.upstreamAnswered(status: 200)
         record.complete(with: Usage(model: "m", promptTokens: 3, completionTokens: 4))
         record.complete(with: Usage(model: "m", promptTokens: 3, completionTokens: 4))
         record.finish()
@@ -78,41 +97,174 @@ import Testing
         #expect(!text.contains("ollama_tokens_per_second"), "native-only metrics stay absent for OpenAI requests")
     }
 
-    @Test func modelLabelValuesAreBounded() {
+    @Test func acceptedModelNamesAreBounded() {
         let policy = ModelLabelPolicy(limit: 2)
-        #expect(policy.admit("a", endpoint: .chat).admission.label == "a")
-        #expect(policy.admit("b", endpoint: .chat).admission.label == "b")
-        let third = policy.admit("c", endpoint: .chat)
-        #expect(third.admission.label == ModelLabelPolicy.overflow)
+        #expect(policy.confirm("a").admission == .named("a"))
+        #expect(policy.confirm("b").admission == .named("b"))
+        let third = policy.confirm("c")
+        #expect(third.admission == .named(ModelLabelPolicy.overflow, overflowed: true))
         #expect(third.firstOverflow)
-        #expect(!policy.admit("d", endpoint: .chat).firstOverflow, "the bound is reported once")
-        #expect(policy.admit("a", endpoint: .generate).admission.label == "a", "existing names keep their series")
-        #expect(policy.admit(nil, endpoint: .chat).admission.label == ModelLabelPolicy.unknown)
-        #expect(policy.admit("", endpoint: .chat).admission.label == ModelLabelPolicy.unknown)
+        #expect(!policy.confirm("d").firstOverflow, "the bound is reported once")
+        #expect(policy.admit("a").admission == .named("a"), "accepted names keep their label")
+        #expect(policy.admit(nil).admission.label == ModelLabelPolicy.unknown)
+        #expect(policy.admit("").admission.label == ModelLabelPolicy.unknown)
+        #expect(policy.labelCount == 2)
     }
 
-    @Test func aModelOllamaRejectsGivesItsPlaceBack() {
+    @Test func aNameOllamaHasNotAcceptedWaitsForItsAnswerWithoutALabel() {
         let policy = ModelLabelPolicy(limit: 1)
-        #expect(policy.admit("typo", endpoint: .chat).admission.isProvisional)
-        var evicted: [InferenceEndpoint] = []
-        #expect(policy.release("typo", rejected: true) { evicted = $0 })
-        #expect(evicted == [.chat])
-        #expect(policy.labelCount == 0)
-        let real = policy.admit("llama3.2", endpoint: .chat).admission
-        #expect(real.label == "llama3.2")
-        policy.confirm("llama3.2")
-        #expect(!policy.release("llama3.2", rejected: false) { _ in Issue.record("confirmed names stay") })
-        #expect(policy.admit("llama3.2", endpoint: .chat).admission == .init(label: "llama3.2", isProvisional: false, overflowed: false))
+        #expect(policy.admit("typo").admission == .awaitingAnswer)
+        #expect(policy.currentLabel(for: "typo") == ModelLabelPolicy.unconfirmed)
+        #expect(policy.labelCount == 0, "no slot taken before Ollama's 2xx")
+        #expect(policy.settledLabel(for: "typo", answered: true) == ModelLabelPolicy.rejected)
+        #expect(policy.settledLabel(for: "typo", answered: false) == ModelLabelPolicy.unconfirmed)
+        #expect(policy.confirm("llama3.2").admission == .named("llama3.2"))
+        #expect(policy.labelAfterSuccess(for: "llama3.2") == "llama3.2")
+        #expect(policy.labelAfterSuccess(for: "other") == ModelLabelPolicy.overflow, "2xx, but the one slot is taken")
     }
 
-    @Test func aRejectedNameStillInUseElsewhereIsNotEvicted() {
-        let policy = ModelLabelPolicy(limit: 5)
-        _ = policy.admit("x", endpoint: .chat)
-        _ = policy.admit("x", endpoint: .generate)
-        #expect(policy.release("x", rejected: true) { _ in Issue.record("still in flight") })
-        var evicted: Set<InferenceEndpoint> = []
-        #expect(policy.release("x", rejected: true) { evicted = Set($0) })
-        #expect(evicted == [.chat, .generate])
+    @Test func namesLongerThan256BytesNeverBecomeLabels() {
+        let policy = ModelLabelPolicy(limit: 10)
+        let longest = String(repeating: "m", count: ModelLabelPolicy.maxNameBytes)
+        let tooLong = longest + "m"
+        let multibyte = String(repeating: "é", count: 129)  // 258 bytes, 129 characters
+        policy.updateListed([tooLong, multibyte])
+        for name in [tooLong, multibyte, String(repeating: "x", count: 4 << 20)] {
+            #expect(policy.admit(name).admission == .awaitingAnswer, "even when listed")
+            #expect(policy.confirm(name).admission == .named(ModelLabelPolicy.rejected), "even after a 2xx")
+            #expect(policy.labelAfterSuccess(for: name) == ModelLabelPolicy.rejected)
+            #expect(policy.settledLabel(for: name, answered: false) == ModelLabelPolicy.rejected)
+        }
+        #expect(policy.confirm(longest).admission == .named(longest))
+        #expect(policy.labelCount == 1)
+    }
+
+    @Test func namesOllamaListsTakeALabelBeforeItAnswers() {
+        let policy = ModelLabelPolicy(limit: 10)
+        policy.updateListed(["llama3.2:latest", "alice/coder:7b", "registry.example.com/team/model:v1"])
+        for name in ["llama3.2", "llama3.2:latest", "library/llama3.2", "registry.ollama.ai/library/llama3.2:latest", "alice/coder:7b",
+                     "registry.example.com/team/model:v1"] {
+            #expect(policy.admit(name).admission == .named(name), "\(name)")
+        }
+        for name in ["LLAMA3.2", "llama3.2:1b", "alice/coder", "coder:7b", "team/model:v1"] {
+            #expect(policy.admit(name).admission == .awaitingAnswer, "\(name): not what Ollama lists")
+        }
+        policy.updateListed(["qwen2.5:0.5b"])
+        #expect(policy.admit("alice/coder:7b").admission == .named("alice/coder:7b"), "a label is kept once given")
+        #expect(policy.admit("llama3.2:1b").admission == .awaitingAnswer)
+        #expect(policy.admit("qwen2.5:0.5b").admission == .named("qwen2.5:0.5b"))
+        #expect(ModelLabelPolicy.listingKey("a/b/c") == "a/b/c:latest")
+        #expect(ModelLabelPolicy.listingKey("host:5000/ns/m") == "host:5000/ns/m:latest", "a port is not a tag")
+    }
+
+    @Test func aListedNameWithoutRoomIsAnOverflow() {
+        let metrics = ProxyMetrics(maxModelLabels: 1)
+        metrics.modelLabels.updateListed(["a:latest", "b:latest"])
+        #expect(metrics.admit("a") == .named("a"))
+        #expect(metrics.admit("b") == .named(ModelLabelPolicy.overflow, overflowed: true))
+        #expect(metrics.modelLabels.currentLabel(for: "b") == ModelLabelPolicy.overflow)
+        #expect(self.exposition(metrics).contains("ollama_model_label_overflows_total 1"))
+    }
+
+    @Test func junkNamesNeverUseUpTheBudget() {
+        let metrics = ProxyMetrics(maxModelLabels: 100)
+        for index in 0..<150 {
+            self.play(metrics, model: "junk-\(index)", status: index.isMultiple(of: 2) ? 404 : 400, failure: .http4xx)
+        }
+        self.play(metrics, model: "llama3.2", status: 200)
+        let text = self.exposition(metrics)
+        #expect(!text.contains("junk-"))
+        #expect(text.contains(#"ollama_requests_total{model="llama3.2",endpoint="/api/chat"} 1"#))
+        #expect(text.contains(#"ollama_request_failures_total{model="__rejected__",endpoint="/api/chat",reason="http_4xx"} 150"#))
+        #expect(!text.contains("__overflow__"))
+        #expect(metrics.modelLabels.labelCount == 1)
+    }
+
+    @Test func aTwoXXAnswerMovesTheInFlightRequestToItsNamesLabel() {
+        let metrics = ProxyMetrics()
+        func active(_ model: String) -> String {
+            #"ollama_active_requests{model="\#(model)",endpoint="/api/chat"} "#
+        }
+        let record = InferenceRecord(metrics: metrics, endpoint: .chat, model: "new-model")
+        #expect(record.modelLabel == ModelLabelPolicy.unconfirmed)
+        #expect(self.exposition(metrics).contains(active(ModelLabelPolicy.unconfirmed) + "1.0"))
+        record.upstreamAnswered(status: 200)
+        #expect(record.modelLabel == "new-model")
+        var text = self.exposition(metrics)
+        #expect(text.contains(active(ModelLabelPolicy.unconfirmed) + "0.0"))
+        #expect(text.contains(active("new-model") + "1.0"))
+        record.complete(with: Usage(promptTokens: 3, completionTokens: 4))
+        record.finish()
+        text = self.exposition(metrics)
+        #expect(text.contains(active("new-model") + "0.0"))
+        #expect(text.contains(#"ollama_requests_total{model="new-model",endpoint="/api/chat"} 1"#))
+        #expect(text.contains(#"ollama_request_duration_seconds_count{model="new-model",endpoint="/api/chat"} 1"#))
+        #expect(!text.contains(#"ollama_request_duration_seconds_count{model="__unconfirmed__""#), "a placeholder in flight has its gauge only")
+    }
+
+    @Test func aNameOllamaNeverAnsweredIsUnconfirmedAndOneItRefusedIsRejected() {
+        let metrics = ProxyMetrics(maxModelLabels: 5)
+        self.play(metrics, model: "typo", status: nil, failure: .upstreamUnreachable)
+        self.play(metrics, model: "typo", status: 400, failure: .http4xx)
+        let text = self.exposition(metrics)
+        #expect(!text.contains("typo"))
+        #expect(text.contains(#"ollama_request_failures_total{model="__unconfirmed__",endpoint="/api/chat",reason="upstream_unreachable"} 1"#))
+        #expect(text.contains(#"ollama_request_failures_total{model="__rejected__",endpoint="/api/chat",reason="http_4xx"} 1"#))
+        #expect(text.contains(#"ollama_active_requests{model="__unconfirmed__",endpoint="/api/chat"} 0.0"#))
+        #expect(metrics.modelLabels.labelCount == 0)
+    }
+
+    @Test func anAcceptedNameKeepsItsLabelWhenOllamaLaterRefusesARequest() {
+        let metrics = ProxyMetrics(maxModelLabels: 5)
+        self.play(metrics, model: "llama3.2", status: 200, failure: .noUsage)
+        let refused = InferenceRecord(metrics: metrics, endpoint: .chat, model: "llama3.2")
+        #expect(refused.modelLabel == "llama3.2", "in flight under its name from the start")
+        refused.responseHeadReceived(status: 400)
+        refused.ended(InferenceEnding(outcome: .failed(.http4xx), requestBodyBytes: 1, responseBodyBytes: 1))
+        #expect(self.exposition(metrics).contains(#"ollama_request_failures_total{model="llama3.2",endpoint="/api/chat",reason="http_4xx"} 1"#))
+    }
+
+    @Test func concurrentRequestsOfANewNameEndUnderItOnceOneWasAccepted() {
+        let metrics = ProxyMetrics(maxModelLabels: 5)
+        let first = InferenceRecord(metrics: metrics, endpoint: .chat, model: "new")
+        let second = InferenceRecord(metrics: metrics, endpoint: .chat, model: "new")
+        let third = InferenceRecord(metrics: metrics, endpoint: .chat, model: "new")
+        #expect(self.exposition(metrics).contains(#"ollama_active_requests{model="__unconfirmed__",endpoint="/api/chat"} 3.0"#))
+        first.responseHeadReceived(status: 200)
+        second.responseHeadReceived(status: 200)
+        #expect(self.exposition(metrics).contains(#"ollama_active_requests{model="new",endpoint="/api/chat"} 2.0"#))
+        // Refused after the name was accepted: recorded under it, like any accepted name's failure.
+        third.responseHeadReceived(status: 400)
+        for record in [first, second, third] {
+            record.ended(InferenceEnding(outcome: .failed(.http4xx), requestBodyBytes: 1, responseBodyBytes: 1))
+        }
+        let text = self.exposition(metrics)
+        #expect(text.contains(#"ollama_request_failures_total{model="new",endpoint="/api/chat",reason="http_4xx"} 3"#))
+        #expect(text.contains(#"ollama_active_requests{model="new",endpoint="/api/chat"} 0.0"#))
+        #expect(text.contains(#"ollama_active_requests{model="__unconfirmed__",endpoint="/api/chat"} 0.0"#))
+        #expect(!text.contains("__rejected__"))
+    }
+
+    @Test func aTwoXXWithoutRoomMovesTheRequestToOverflow() {
+        let metrics = ProxyMetrics(maxModelLabels: 1)
+        for model in ["a", "b"] {
+            self.play(metrics, .generate, model: model, status: 200)
+        }
+        let text = self.exposition(metrics)
+        #expect(text.contains(#"ollama_requests_total{model="a",endpoint="/api/generate"} 1"#))
+        #expect(text.contains(#"ollama_requests_total{model="__overflow__",endpoint="/api/generate"} 1"#))
+        #expect(text.contains("ollama_model_label_overflows_total 1"))
+        #expect(!text.contains(#"model="b""#))
+    }
+
+    @Test func aFourMegabyteNameLeavesTheExpositionSmall() {
+        let metrics = ProxyMetrics()
+        let huge = String(repeating: "x", count: 4 << 20)
+        self.play(metrics, model: huge, status: 400, failure: .http4xx)
+        self.play(metrics, model: huge, status: 200)
+        let text = self.exposition(metrics)
+        #expect(text.utf8.count < 16 * 1024, "\(text.utf8.count) bytes")
+        #expect(text.contains(#"ollama_request_duration_seconds_count{model="__rejected__",endpoint="/api/chat"} 2"#))
     }
 
     @Test func everyRequestEndsCompletedOrFailedWithOneReason() {
@@ -140,9 +292,7 @@ import Testing
     @Test func rejectedModelsAreRecordedUnderOneLabelAndLeaveNoSeries() {
         let metrics = ProxyMetrics(maxModelLabels: 3)
         for index in 0..<50 {
-            let record = InferenceRecord(metrics: metrics, endpoint: .generate, model: "missing-\(index)")
-            record.responseHeadReceived(status: 404)
-            record.ended(InferenceEnding(outcome: .failed(.http4xx), requestBodyBytes: 10, responseBodyBytes: 20))
+            self.play(metrics, .generate, model: "missing-\(index)", status: 404, failure: .http4xx)
         }
         let text = self.exposition(metrics)
         #expect(!text.contains("missing-"))
@@ -150,50 +300,23 @@ import Testing
         #expect(metrics.modelLabels.labelCount == 0)
     }
 
-    @Test func aRejectedNameNeverErasesRequestsAlreadyRecorded() {
-        let metrics = ProxyMetrics(maxModelLabels: 5)
-        // Ollama was down: recorded under the name, which stays provisional.
-        let unreachable = InferenceRecord(metrics: metrics, endpoint: .chat, model: "typo")
-        unreachable.ended(InferenceEnding(outcome: .failed(.upstreamUnreachable), requestBodyBytes: 1, responseBodyBytes: 0))
-        // Then two requests at once, both rejected: the first ends while the second is still in flight.
-        let first = InferenceRecord(metrics: metrics, endpoint: .chat, model: "typo")
-        let second = InferenceRecord(metrics: metrics, endpoint: .chat, model: "typo")
-        for record in [first, second] {
-            record.responseHeadReceived(status: 404)
-            record.ended(InferenceEnding(outcome: .failed(.http4xx), requestBodyBytes: 1, responseBodyBytes: 1))
-        }
-        let text = self.exposition(metrics)
-        #expect(text.contains(#"ollama_request_failures_total{model="typo",endpoint="/api/chat",reason="upstream_unreachable"} 1"#))
-        #expect(text.contains(#"ollama_request_failures_total{model="__rejected__",endpoint="/api/chat",reason="http_4xx"} 2"#))
-        #expect(text.contains(#"ollama_request_duration_seconds_count{model="__rejected__",endpoint="/api/chat"} 2"#))
-    }
-
-    @Test func concurrentRejectionsAreAllRecordedAndTheNameStillEvicted() {
-        let metrics = ProxyMetrics(maxModelLabels: 5)
-        let records = (0..<3).map { _ in InferenceRecord(metrics: metrics, endpoint: .generate, model: "missing") }
-        for record in records {
-            record.responseHeadReceived(status: 404)
-            record.ended(InferenceEnding(outcome: .failed(.http4xx), requestBodyBytes: 1, responseBodyBytes: 1))
-        }
-        let text = self.exposition(metrics)
-        #expect(!text.contains(#"model="missing""#))
-        #expect(text.contains(#"ollama_request_failures_total{model="__rejected__",endpoint="/api/generate",reason="http_4xx"} 3"#))
-        #expect(metrics.modelLabels.labelCount == 0)
-    }
-
-    @Test func aRejectedModelsServingSeriesAreEvictedToo() {
+    @Test func aRejectedNameGetsNoServingOrClientSeries() {
         let metrics = ProxyMetrics(maxModelLabels: 3)
-        let observer = CompositeLifecycleObserver([MetricsRecorder(metrics: metrics), ServingRecorder(metrics: metrics)])
-        let listener = observer.requestBegan(InferenceRequestStart(endpoint: .chat, model: "typo", isStreaming: true))
-        // Series a racing request could have created for the provisional name before Ollama's 404.
-        metrics.serving.histogram(.timeToFirstToken, model: "typo", endpoint: .chat).record(0.1)
-        metrics.serving.finishReasons(model: "typo", endpoint: .chat, reason: .stop).increment()
-        metrics.serving.speedSeries(model: "typo").promptSpeed.set(to: 1)
-        metrics.serving.clientSeries(client: "c", model: "typo").requests.increment()
-        #expect(self.exposition(metrics).contains("typo"))
+        let observer = CompositeLifecycleObserver([
+            MetricsRecorder(metrics: metrics), ServingRecorder(metrics: metrics),
+            ClientAttributionRecorder(header: "X-User", metrics: metrics, key: .random()),
+        ])
+        let listener = observer.requestBegan(
+            InferenceRequestStart(endpoint: .chat, model: "typo", isStreaming: true, clientHeaders: ["X-User": "alice"])
+        )
         listener.responseHeadReceived(status: 404)
+        listener.firstContentForwarded()
+        listener.usageSeen(Usage(promptTokens: 1, completionTokens: 1, finishReason: .stop))
         listener.ended(InferenceEnding(outcome: .failed(.http4xx), requestBodyBytes: 1, responseBodyBytes: 1))
-        #expect(!self.exposition(metrics).contains("typo"))
+        let text = self.exposition(metrics)
+        #expect(!text.contains("typo"))
+        #expect(!text.contains("ollama_client_requests_total{"))
+        #expect(!text.contains("ollama_request_finish_reasons_total{"))
     }
 
     @Test func servingSeriesUseTheRequestsModelLabel() {

@@ -61,7 +61,7 @@ struct StatusBoard: Sendable {
     struct FinishedRequest: Equatable, Sendable {
         /// When it ended, seconds since the Unix epoch.
         var time: Double
-        /// Its `model` label (`__rejected__` for a name Ollama did not know, as on `/metrics`).
+        /// Its `model` label, as on `/metrics` (a placeholder for a name Ollama did not accept).
         var model: String
         var endpoint: InferenceEndpoint
         var isStreaming: Bool
@@ -94,7 +94,7 @@ struct StatusBoard: Sendable {
     private(set) var models: [String: ModelActivity] = [:]
     private var recent = RecentRing<FinishedRequest>(capacity: StatusBoard.recentCapacity)
 
-    /// - Parameter maxModels: Entries kept; the `model` label's bound plus its three special values.
+    /// - Parameter maxModels: Entries kept; the `model` label's bound plus its special values.
     init(maxModels: Int) {
         self.maxModels = max(1, maxModels)
     }
@@ -109,6 +109,14 @@ struct StatusBoard: Sendable {
         let key = self.key(for: model)
         self.models[key, default: ModelActivity()].inFlight += 1
         return key
+    }
+
+    /// A request counted in flight under `key` is now labelled `label` (Ollama accepted its name); returns
+    /// the entry it is counted under from now on.
+    mutating func moved(from key: String, to label: String) -> String {
+        self.noLongerInFlight(key)
+        self.removeIfEmpty(key)
+        return self.began(model: label)
     }
 
     /// The request counted in flight under `beganAs` ended; it is recorded under its final label (which

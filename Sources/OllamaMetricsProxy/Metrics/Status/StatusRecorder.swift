@@ -5,8 +5,9 @@ import NIOCore
 /// address when the access log shows it too. It hears every request but keeps only inference requests: one
 /// lock at the start of each, one at its end, and one at a stream's first token (`ServingRecorder` hands that
 /// over, so that the percentiles come from the histogram's own values); none per chunk. It labels a request's
-/// model as the metrics do (`ModelLabelPolicy.currentLabel`), so it must hear `inferenceBegan` after
-/// `MetricsRecorder` admitted the name, as every request observer does.
+/// model as the metrics do (`ModelLabelPolicy.currentLabel`; a request still `__unconfirmed__` moves to its
+/// name's label at a 2xx answer, with one more lock), so it must hear each event after `MetricsRecorder`,
+/// as every request observer does.
 final class StatusRecorder: RequestLifecycleObserver, Sendable {
     let modelLabels: ModelLabelPolicy
     /// Whether the page lists client addresses: only when the access log logs them.
@@ -17,8 +18,8 @@ final class StatusRecorder: RequestLifecycleObserver, Sendable {
     init(modelLabels: ModelLabelPolicy, showsClientAddresses: Bool) {
         self.modelLabels = modelLabels
         self.showsClientAddresses = showsClientAddresses
-        // The label's bound and its special values: `unknown`, `__overflow__`, `__rejected__`.
-        self.board = NIOLockedValueBox(StatusBoard(maxModels: modelLabels.limit + 3))
+        // The label's bound and its special values: `unknown`, `__overflow__`, `__rejected__`, `__unconfirmed__`.
+        self.board = NIOLockedValueBox(StatusBoard(maxModels: modelLabels.limit + ModelLabelPolicy.placeholders.count))
     }
 
     func requestReceived(_ request: RequestStart) -> any RequestLifecycleListener {
@@ -50,6 +51,10 @@ final class StatusRecorder: RequestLifecycleObserver, Sendable {
 
     fileprivate func began(model: String) -> String {
         self.board.withLockedValue { $0.began(model: model) }
+    }
+
+    fileprivate func moved(from key: String, to label: String) -> String {
+        self.board.withLockedValue { $0.moved(from: key, to: label) }
     }
 
     fileprivate func ended(_ request: StatusBoard.FinishedRequest, beganAs key: String) {
@@ -92,7 +97,14 @@ private final class StatusListener: RequestLifecycleListener {
     }
 
     func upstreamConnected(reused: Bool) {}
-    func responseHeadReceived(status: Int) { self.status = status }
+
+    func responseHeadReceived(status: Int) {
+        self.status = status
+        // As `InferenceRecord` does: Ollama accepted the name, the request moves to the name's label.
+        guard (200..<300).contains(status), self.label == ModelLabelPolicy.unconfirmed, let key = self.key else { return }
+        self.label = self.recorder.modelLabels.labelAfterSuccess(for: self.start?.model)
+        self.key = self.recorder.moved(from: key, to: self.label)
+    }
 
     func firstContentForwarded() {
         if self.firstContent == nil { self.firstContent = .now() }
@@ -105,9 +117,9 @@ private final class StatusListener: RequestLifecycleListener {
         self.key = nil
         let now = NIODeadline.now()
         var model = self.label
-        if self.status == 404, model == start.model, !self.recorder.modelLabels.isPermanent(model) {
-            // As `InferenceRecord` does: a name Ollama does not know is recorded under `__rejected__`.
-            model = ModelLabelPolicy.rejected
+        if model == ModelLabelPolicy.unconfirmed {
+            // As `InferenceRecord` does: a name Ollama never accepted is recorded under a placeholder.
+            model = self.recorder.modelLabels.settledLabel(for: start.model, answered: self.status != nil)
         }
         let isSuccess = self.status.map { (200..<300).contains($0) } ?? false
         let firstToken = start.isStreaming && isSuccess ? self.firstContent.map { Self.seconds($0 - self.began) } : nil

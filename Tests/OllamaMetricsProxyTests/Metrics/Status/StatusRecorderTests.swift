@@ -63,6 +63,34 @@ import Testing
         #expect(real?.totals.completed == 1 && real?.totals.failed == 1)
     }
 
+    @Test func aNewNameIsInFlightAsUnconfirmedUntilOllamasTwoXX() {
+        let metrics = ProxyMetrics(maxModelLabels: 10)
+        let recorder = StatusRecorder(modelLabels: metrics.modelLabels, showsClientAddresses: false)
+        let start = InferenceRequestStart(endpoint: .chat, model: "new", isStreaming: true)
+        let listener = recorder.requestReceived(RequestStart(method: .POST, path: "/api/chat", clientAddress: nil))
+        let both = CompositeLifecycleListener(listeners: [MetricsRecorder(metrics: metrics).requestBegan(start), listener])
+        listener.inferenceBegan(start)
+        let inFlight = { Dictionary(uniqueKeysWithValues: recorder.snapshot(ollama: nil).models.map { ($0.model, $0.inFlight) }) }
+        #expect(inFlight() == [ModelLabelPolicy.unconfirmed: 1])
+        both.responseHeadReceived(status: 200)
+        #expect(inFlight() == ["new": 1], "moved, and the placeholder's empty entry gone")
+        both.ended(InferenceEnding(outcome: .failed(.noUsage), requestBodyBytes: 1, responseBodyBytes: 1))
+        #expect(inFlight() == ["new": 0])
+        #expect(recorder.snapshot(ollama: nil).recent.first?.model == "new")
+    }
+
+    @Test func aHugeNameNeverReachesThePage() {
+        let metrics = ProxyMetrics(maxModelLabels: 10)
+        let recorder = StatusRecorder(modelLabels: metrics.modelLabels, showsClientAddresses: false)
+        let huge = String(repeating: "x", count: 4 << 20)
+        Self.run(recorder, model: huge, status: 200, usage: Usage(completionTokens: 1), outcome: .completed, metrics: metrics)
+        Self.run(recorder, model: huge, status: 400, usage: nil, outcome: .failed(.http4xx), metrics: metrics)
+        let snapshot = recorder.snapshot(ollama: nil)
+        #expect(snapshot.models.map(\.model) == [ModelLabelPolicy.rejected])
+        #expect(snapshot.recent.allSatisfy { $0.model == ModelLabelPolicy.rejected })
+        #expect(snapshot.json().count < 16 * 1024)
+    }
+
     @Test func otherRequestsAreNotKept() {
         let recorder = StatusRecorder(modelLabels: Self.metrics.modelLabels, showsClientAddresses: true)
         for (method, path) in [(HTTPMethod.GET, "/api/tags"), (.GET, "/api/chat"), (.POST, "/api/pull")] {
