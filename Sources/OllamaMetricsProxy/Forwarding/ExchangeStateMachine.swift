@@ -418,9 +418,7 @@ struct ExchangeStateMachine {
                 events: self.end(.clientDisconnected)
             )
         case .responding:
-            let (rest, events) = self.closeResponse(endingOtherwiseAs: .clientDisconnected)
-            self.state = .finished
-            return Action(io: .abortResponse(body: rest), events: events)
+            return self.abortResponse(endingOtherwiseAs: .clientDisconnected)
         case .finished:
             return .none
         case .modifying:
@@ -631,9 +629,7 @@ struct ExchangeStateMachine {
             let why = reason ?? "connection closed before a response"
             return self.badGateway("Ollama at \(self.upstream) closed the connection: \(why)", body: body, events: events)
         case .responding:
-            let (rest, events) = self.closeResponse(endingOtherwiseAs: .upstreamDisconnected)
-            self.state = .finished
-            return Action(io: .abortResponse(body: rest), events: events)
+            return self.abortResponse(endingOtherwiseAs: .upstreamDisconnected)
         case .finished:
             return .none
         case .connecting:
@@ -735,6 +731,14 @@ struct ExchangeStateMachine {
 
     private mutating func countForwarded(_ bytes: ByteBuffer) {
         self.requestProgress.responseBodyBytes += bytes.readableBytes
+    }
+
+    /// The response broke off while streaming: what is left goes out, then the client connection closes
+    /// without an end, so the client sees the response was cut short.
+    private mutating func abortResponse(endingOtherwiseAs reason: FailureReason) -> Action {
+        let (rest, events) = self.closeResponse(endingOtherwiseAs: reason)
+        self.state = .finished
+        return Action(io: .abortResponse(body: rest), events: events)
     }
 
     /// The response ended or broke off: the inspector reads what it still held, what was not yet written
